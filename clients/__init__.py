@@ -1,0 +1,1 @@
+"""Adapters for the services the API talks to: RunPod and object storage."""

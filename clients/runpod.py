@@ -1,0 +1,253 @@
+"""Async client for the queue API of a RunPod serverless endpoint (`/v2/{endpoint_id}`).
+
+Exceptions::
+
+    RunPodError                 malformed answer (and the root of the tree)
+    ├── RunPodUnavailable       network error, timeout, 429 or 5xx, still failing after
+    │                           the retries made here; the caller tries again later
+    ├── RunPodJobNotFound       404 for a job id: RunPod lost it or never had it
+    └── RunPodRejected          any other 4xx (bad input, bad API key); never retried
+
+Transient failures are retried inside the client with stamina: exponential backoff
+with jitter, bounded by a number of attempts and a total time. A `Retry-After`
+header on a 429 or 503 replaces the computed wait (capped at `wait_max`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import stamina
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS_CODES = frozenset({408, 429})
+_BODY_EXCERPT = 200
+
+
+class RunPodError(Exception):
+    """RunPod answered something this client cannot use."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class RunPodUnavailable(RunPodError):
+    """RunPod is unreachable or overloaded; try again later."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RunPodJobNotFound(RunPodError):
+    """RunPod does not know this job."""
+
+
+class RunPodRejected(RunPodError):
+    """RunPod rejected the request; sending it again will not help."""
+
+
+class RunPodStatus(StrEnum):
+    IN_QUEUE = "IN_QUEUE"
+    """Waiting for a worker."""
+    IN_PROGRESS = "IN_PROGRESS"
+    """A worker runs the handler; `output` holds the last progress update."""
+    COMPLETED = "COMPLETED"
+    """The handler returned; `output` holds its result."""
+    FAILED = "FAILED"
+    """The handler raised; `error` says why."""
+    CANCELLED = "CANCELLED"
+    """Cancelled through `/cancel`."""
+    TIMED_OUT = "TIMED_OUT"
+    """Expired in the queue, or ran past the execution timeout."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in {RunPodStatus.IN_QUEUE, RunPodStatus.IN_PROGRESS}
+
+
+# RunPod's job-state page names the running state RUNNING; `/status` says IN_PROGRESS.
+_STATUS_ALIASES = {"RUNNING": RunPodStatus.IN_PROGRESS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPodJob:
+    """One answer of `/run`, `/status` or `/cancel` (or a webhook body)."""
+
+    id: str
+    status: RunPodStatus
+    output: Any = None
+    error: str | None = None
+    delay_time_ms: int | None = None
+    execution_time_ms: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunPodJob:
+        """Parse RunPod's JSON; raises RunPodError when it is not a job."""
+        if not isinstance(data, Mapping):
+            raise RunPodError(f"RunPod job is not an object: {type(data).__name__}")
+        job_id, raw_status = data.get("id"), str(data.get("status"))
+        if not isinstance(job_id, str) or not job_id:
+            raise RunPodError("RunPod job has no id")
+        try:
+            status = _STATUS_ALIASES.get(raw_status) or RunPodStatus(raw_status)
+        except ValueError:
+            raise RunPodError(f"unknown RunPod status {raw_status!r}") from None
+        error = data.get("error")
+        if error is not None and not isinstance(error, str):
+            # Keep structured errors as the JSON text the RunPod SDK would send.
+            error = json.dumps(error)
+        return cls(
+            id=job_id,
+            status=status,
+            output=data.get("output"),
+            error=error,
+            delay_time_ms=_milliseconds(data.get("delayTime")),
+            execution_time_ms=_milliseconds(data.get("executionTime")),
+        )
+
+
+def _milliseconds(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def make_http_client(
+    *, connect_timeout: float = 5.0, read_timeout: float = 10.0, max_connections: int = 100
+) -> httpx.AsyncClient:
+    """The pooled client shared by every RunPod call; the app closes it on shutdown."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+    )
+
+
+def _should_retry(error: Exception) -> bool | float:
+    """stamina hook: retry only RunPodUnavailable, after Retry-After when RunPod gave one."""
+    if not isinstance(error, RunPodUnavailable):
+        return False
+    return True if error.retry_after is None else error.retry_after
+
+
+class RunPodClient:
+    """The operations of one endpoint; `endpoint_url` is its base, ending in the endpoint id."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        endpoint_url: str,
+        api_key: str | None = None,
+        *,
+        attempts: int = 4,
+        retry_timeout: float = 15.0,
+        wait_initial: float = 0.2,
+        wait_max: float = 3.0,
+    ) -> None:
+        self._http = http
+        self._base_url = endpoint_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._wait_max = wait_max
+        self._retrying = functools.partial(
+            stamina.retry_context,
+            on=_should_retry,
+            attempts=attempts,
+            timeout=retry_timeout,
+            wait_initial=wait_initial,
+            wait_max=wait_max,
+            wait_jitter=wait_initial,  # jitter on the scale of the first wait
+        )
+
+    async def run(self, job_input: Mapping[str, Any], *, webhook: str | None = None) -> RunPodJob:
+        """Queue a job; RunPod POSTs its final `/status` JSON to `webhook` when given."""
+        body: dict[str, Any] = {"input": dict(job_input)}
+        if webhook:
+            body["webhook"] = webhook
+        return RunPodJob.from_json(await self._request("POST", "/run", "run", body=body))
+
+    async def status(self, runpod_id: str) -> RunPodJob:
+        path = f"/status/{quote(runpod_id, safe='')}"
+        return RunPodJob.from_json(await self._request("GET", path, "status", runpod_id))
+
+    async def cancel(self, runpod_id: str) -> RunPodJob:
+        path = f"/cancel/{quote(runpod_id, safe='')}"
+        return RunPodJob.from_json(await self._request("POST", path, "cancel", runpod_id))
+
+    async def health(self) -> dict[str, Any]:
+        """Job and worker counts of the endpoint."""
+        data = await self._request("GET", "/health", "health")
+        if not isinstance(data, dict):
+            raise RunPodError("RunPod health is not an object")
+        return data
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        runpod_id: str | None = None,
+        *,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        extra: dict[str, Any] = {"action": action, "runpod_id": runpod_id}
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    try:
+                        return await self._send(method, path, runpod_id, body)
+                    except RunPodUnavailable as error:
+                        logger.warning(
+                            "RunPod request failed",
+                            extra={**extra, "attempt": attempt.num, "reason": str(error)},
+                        )
+                        raise
+        except RunPodUnavailable:
+            logger.error("RunPod unavailable after retries", extra=extra)
+            raise
+        except RunPodRejected as error:
+            logger.error("RunPod rejected the request", extra={**extra, "reason": str(error)})
+            raise
+        raise AssertionError("stamina ends with a result or an exception")
+
+    async def _send(
+        self, method: str, path: str, runpod_id: str | None, body: Mapping[str, Any] | None
+    ) -> Any:
+        what = f"{method} {path}"
+        try:
+            response = await self._http.request(
+                method, self._base_url + path, json=body, headers=self._headers
+            )
+        except httpx.TransportError as error:  # connect/read errors and every timeout
+            raise RunPodUnavailable(f"{what}: {type(error).__name__}") from error
+        code = response.status_code
+        if code in _RETRYABLE_STATUS_CODES or code >= 500:
+            retry_after = _retry_after(response, cap=self._wait_max)
+            raise RunPodUnavailable(f"{what}: HTTP {code}", retry_after=retry_after)
+        if code == 404 and runpod_id is not None:
+            raise RunPodJobNotFound(f"RunPod job {runpod_id!r} not found")
+        if code >= 400:
+            excerpt = " ".join(response.text.split())[:_BODY_EXCERPT]
+            raise RunPodRejected(f"{what}: HTTP {code}: {excerpt}")
+        try:
+            return response.json()
+        except ValueError:
+            raise RunPodError(f"{what}: answer is not JSON") from None
+
+
+def _retry_after(response: httpx.Response, *, cap: float) -> float | None:
+    """Retry-After in seconds, capped; an HTTP date counts as absent."""
+    try:
+        seconds = float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+    return None if math.isnan(seconds) else min(max(seconds, 0.0), cap)

@@ -1,0 +1,112 @@
+"""`create_app(settings)`: wiring and lifespan only.
+
+Everything long-lived (database, HTTP client, tracker) is made here when the
+app starts and closed here when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from clients.runpod import RunPodClient, make_http_client
+from clients.storage import open_storage
+from gql.assets import AssetRepository
+from gql.auth import Authenticator
+from gql.context import Services
+from gql.db import Database
+from gql.graphql_router import ExportGraphQLRouter
+from gql.jobs.broker import JobBroker
+from gql.jobs.repository import JobRepository
+from gql.jobs.service import JobService
+from gql.jobs.tracker import JobTracker
+from gql.jobs.transitions import JobTransitions
+from gql.routes import router as http_routes
+from gql.schema.schema import build_schema
+from gql.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.database_url)
+        await database.connect()
+        http = make_http_client()
+        runpod = (
+            RunPodClient(
+                http,
+                settings.runpod_endpoint_url,
+                settings.runpod_api_key,
+                attempts=settings.runpod_retry_attempts,
+            )
+            if settings.runpod_endpoint_url
+            else None
+        )
+        if runpod is None:
+            logger.warning(
+                "no RunPod endpoint configured; start mutations will be refused",
+                extra={"action": "startup"},
+            )
+        storage = open_storage(
+            settings.storage,
+            signing_key=settings.local_signing_key(),
+            base_url=settings.base_url,
+        )
+        repo = JobRepository(database)
+        assets = AssetRepository(database)
+        broker = JobBroker()
+        transitions = JobTransitions(repo, assets, broker)
+        tracker = JobTracker(
+            repo,
+            transitions,
+            runpod,
+            poll_interval_s=settings.poll_interval_s,
+            webhook_base_url=settings.webhook_base_url,
+            max_concurrency=settings.runpod_max_concurrency,
+        )
+        app.state.services = Services(
+            jobs=JobService(
+                repo=repo,
+                assets=assets,
+                transitions=transitions,
+                tracker=tracker,
+                storage=storage,
+                runpod_configured=runpod is not None,
+                download_url_ttl_s=settings.download_url_ttl_s,
+            ),
+            broker=broker,
+            authenticator=Authenticator(settings.auth_jwt_secret),
+        )
+        app.state.database = database
+        app.state.job_repository = repo
+        app.state.tracker = tracker
+        app.state.runpod = runpod
+        app.state.storage = storage
+        await tracker.start()
+        try:
+            yield
+        finally:
+            await tracker.stop()
+            await http.aclose()
+            await database.disconnect()
+
+    app = FastAPI(
+        title="export-gql",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_query_tokens,
+    )
+    app.include_router(ExportGraphQLRouter(schema), prefix="/graphql")
+    app.include_router(http_routes)
+    return app

@@ -1,0 +1,103 @@
+"""The `export-gql` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from gql.settings import Settings
+
+SCHEMA_FILE = Path("schema.graphql")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="export-gql", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (uvicorn)")
+    serve.add_argument("--host", help="default: HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: PORT or 8000")
+
+    token = commands.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("user")
+    token.add_argument("--days", type=int, default=30)
+
+    seed = commands.add_parser("seed-demo", help="store a demo project and game for a user")
+    seed.add_argument("--user", default="local")
+
+    export = commands.add_parser("export-schema", help="write the schema's SDL")
+    export.add_argument("--output", type=Path, default=SCHEMA_FILE)
+    export.add_argument("--check", action="store_true", help="fail if the file differs")
+
+    args = parser.parse_args(argv)
+    handler = {
+        "serve": _serve,
+        "token": _token,
+        "seed-demo": _seed_demo,
+        "export-schema": _export_schema,
+    }[args.command]
+    return handler(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gql.app import create_app
+    from gql.logs import configure_logging
+
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    settings = Settings(**overrides)
+    configure_logging()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=1 << 20,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from gql.auth import Authenticator, AuthError
+
+    try:
+        print(
+            Authenticator(Settings().auth_jwt_secret).issue(
+                args.user, ttl=timedelta(days=args.days)
+            )
+        )
+    except AuthError as error:
+        print(f"export-gql token: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace) -> int:
+    from gql.demo import seed_demo
+
+    print(json.dumps(asyncio.run(seed_demo(Settings(), args.user))))
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from gql.schema.schema import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != sdl:
+            print(f"{args.output} is out of date: run 'export-gql export-schema'", file=sys.stderr)
+            return 1
+        return 0
+    args.output.write_text(sdl)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

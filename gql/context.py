@@ -1,0 +1,40 @@
+"""Per-request context: the caller and the process-wide services, typed for resolvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from strawberry.fastapi import BaseContext
+
+from gql.auth import Authenticator
+from gql.jobs.broker import JobBroker
+from gql.jobs.service import JobService
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """Made once in the app's lifespan; shared by every request."""
+
+    jobs: JobService
+    broker: JobBroker
+    authenticator: Authenticator
+
+
+class Context(BaseContext):
+    def __init__(self, services: Services, user_id: str | None) -> None:
+        super().__init__()
+        self.services = services
+        # Over websockets this is set from `connection_init` (see GraphQLRouter).
+        self.user_id = user_id
+        self.connection_params: Any | None = None
+
+
+Info = strawberry.Info[Context, None]
+
+
+def current_user(info: Info) -> str:
+    user_id = info.context.user_id
+    assert user_id is not None, "resolvers that call this are guarded by IsAuthenticated"
+    return user_id

@@ -1,0 +1,146 @@
+"""The narrow database interface: named queries over `databases`, on SQLite or PostgreSQL.
+
+SQLite allows one writer at a time. Rather than let concurrent requests collide
+on "database is locked", the SQLite backend holds one connection (WAL mode) and
+every statement queues on it; PostgreSQL uses asyncpg's connection pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import databases
+
+from gql.jobs.models import format_time, utcnow
+
+logger = logging.getLogger(__name__)
+
+Row = Mapping[str, Any]
+
+_NAME_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def load_queries() -> dict[str, str]:
+    """Parse `sql/queries.sql` once into {name: statement}."""
+    text = resources.files("gql.sql").joinpath("queries.sql").read_text()
+    parts = _NAME_HEADER.split(text)[1:]
+    return {
+        name: _strip_comments(body).rstrip().rstrip(";")
+        for name, body in zip(parts[::2], parts[1::2], strict=True)
+    }
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = _normalise_url(url)
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options = {"min_size": 1, "max_size": pool_size}
+        self._database = databases.Database(self.url, **options)
+        self._sqlite_connection: databases.core.Connection | None = None
+        self._queries = load_queries()
+
+    async def connect(self) -> None:
+        if self.dialect == "sqlite":
+            _sqlite_path(self.url).parent.mkdir(parents=True, exist_ok=True)
+        await self._database.connect()
+        if self.dialect == "sqlite":
+            connection = self._database.connection()
+            await connection.__aenter__()
+            self._sqlite_connection = connection
+            for pragma in (
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA busy_timeout = 10000",
+                "PRAGMA foreign_keys = ON",
+            ):
+                await connection.execute(pragma)
+        await self._migrate()
+
+    async def disconnect(self) -> None:
+        if self._sqlite_connection is not None:
+            await self._sqlite_connection.__aexit__(None, None, None)
+            self._sqlite_connection = None
+        await self._database.disconnect()
+
+    @property
+    def _target(self) -> Any:
+        return self._sqlite_connection or self._database
+
+    async def fetch_one(self, name: str, /, **values: Any) -> Row | None:
+        return await self.fetch_one_sql(self._queries[name], values)
+
+    async def fetch_all(self, name: str, /, **values: Any) -> list[Row]:
+        return await self.fetch_all_sql(self._queries[name], values)
+
+    async def execute(self, name: str, /, **values: Any) -> None:
+        await self._target.execute(self._queries[name], values)
+
+    async def fetch_one_sql(self, sql: str, values: Mapping[str, Any]) -> Row | None:
+        record = await self._target.fetch_one(sql, dict(values))
+        return None if record is None else record._mapping
+
+    async def fetch_all_sql(self, sql: str, values: Mapping[str, Any]) -> list[Row]:
+        records = await self._target.fetch_all(sql, dict(values))
+        return [record._mapping for record in records]
+
+    async def _migrate(self) -> None:
+        """Apply the numbered files in `sql/migrations/` that have not run yet."""
+        await self._target.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        if self.dialect == "postgresql":
+            # Serialise concurrent start-ups of several API processes.
+            async with self._database.transaction():
+                await self._database.execute("SELECT pg_advisory_xact_lock(7426001)")
+                await self._apply_migrations()
+        else:
+            await self._apply_migrations()
+
+    async def _apply_migrations(self) -> None:
+        rows = await self._target.fetch_all("SELECT version FROM schema_migrations")
+        applied = {row._mapping["version"] for row in rows}
+        serial_pk = (
+            "INTEGER PRIMARY KEY AUTOINCREMENT"
+            if self.dialect == "sqlite"
+            else "SERIAL PRIMARY KEY"
+        )
+        folder = resources.files("gql.sql").joinpath("migrations")
+        for entry in sorted(folder.iterdir(), key=lambda item: item.name):
+            if not entry.name.endswith(".sql"):
+                continue
+            version = int(entry.name.split("_", 1)[0])
+            if version in applied:
+                continue
+            script = _strip_comments(entry.read_text()).replace("{serial_pk}", serial_pk)
+            for statement in filter(None, (part.strip() for part in script.split(";"))):
+                await self._target.execute(statement)
+            await self._target.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)",
+                {"version": version, "now": format_time(utcnow())},
+            )
+            logger.info("migration applied", extra={"action": "migrate", "version": version})
+
+
+def _normalise_url(url: str) -> str:
+    """Accept the usual spellings (`postgres://`, `sqlite:///relative/path`)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    return url
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.split(":///", 1)[1].split("?", 1)[0])

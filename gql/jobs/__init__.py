@@ -1,0 +1,1 @@
+"""Export jobs: the domain layer under the GraphQL schema."""

@@ -1,0 +1,105 @@
+"""In-process fan-out of job changes to subscribers.
+
+Each subscriber has a mailbox that keeps only the newest state per job: a job's
+state is complete in every message, so a slow reader skips intermediate
+progress instead of growing a queue, and memory per subscriber stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from gql.jobs.models import ExportJob
+from gql.jobs.repository import JobFilter
+
+
+class JobWatch:
+    """One subscriber's view: the newest unseen state of each job it follows."""
+
+    def __init__(self, broker: JobBroker, user_id: str, job_filter: JobFilter | None) -> None:
+        self.user_id = user_id
+        self.job_filter = job_filter
+        self._broker = broker
+        self._pending: dict[str, ExportJob] = {}
+        self._seen_versions: dict[str, int] = {}
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def offer(self, job: ExportJob) -> None:
+        if job.version <= self._seen_versions.get(job.id, 0):
+            return
+        queued = self._pending.get(job.id)
+        if queued is None or queued.version < job.version:
+            self._pending[job.id] = job
+            self._ready.set()
+
+    def mark_seen(self, job: ExportJob) -> None:
+        """Skip states at or below this one (the subscriber already has it)."""
+        self._seen_versions[job.id] = max(job.version, self._seen_versions.get(job.id, 0))
+        queued = self._pending.get(job.id)
+        if queued is not None and queued.version <= job.version:
+            del self._pending[job.id]
+
+    async def next(self) -> ExportJob:
+        while not self._pending:
+            self._ready.clear()
+            await self._ready.wait()
+        job_id = next(iter(self._pending))
+        job = self._pending.pop(job_id)
+        self.mark_seen(job)
+        return job
+
+    async def __aiter__(self) -> AsyncIterator[ExportJob]:
+        while True:
+            yield await self.next()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._broker._remove(self)
+
+
+class JobBroker:
+    def __init__(self) -> None:
+        self._by_job: dict[str, set[JobWatch]] = defaultdict(set)
+        self._by_user: dict[str, set[JobWatch]] = defaultdict(set)
+        self._job_of: dict[JobWatch, str] = {}
+
+    def watch_job(self, user_id: str, job_id: str) -> JobWatch:
+        watch = JobWatch(self, user_id, None)
+        self._by_job[job_id].add(watch)
+        self._job_of[watch] = job_id
+        return watch
+
+    def watch_user(self, user_id: str, job_filter: JobFilter) -> JobWatch:
+        watch = JobWatch(self, user_id, job_filter)
+        self._by_user[user_id].add(watch)
+        return watch
+
+    def publish(self, job: ExportJob) -> None:
+        for watch in self._by_job.get(job.id, ()):
+            watch.offer(job)
+        for watch in self._by_user.get(job.user_id, ()):
+            if watch.job_filter is None or watch.job_filter.matches(job):
+                watch.offer(job)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._job_of) + sum(len(watches) for watches in self._by_user.values())
+
+    def _remove(self, watch: JobWatch) -> None:
+        job_id = self._job_of.pop(watch, None)
+        if job_id is not None:
+            _discard(self._by_job, job_id, watch)
+        else:
+            _discard(self._by_user, watch.user_id, watch)
+
+
+def _discard(index: dict[str, set[JobWatch]], key: str, watch: JobWatch) -> None:
+    watches = index.get(key)
+    if watches is not None:
+        watches.discard(watch)
+        if not watches:
+            del index[key]

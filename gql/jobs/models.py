@@ -1,0 +1,233 @@
+"""Export jobs: their kinds, their statuses and the one state machine that moves them.
+
+Every status change in the system goes through `ExportJob.apply` (pure) and then
+`JobRepository.save_transition` (a compare-and-set on `version`), so two writers
+can never move a job backwards and a terminal state is final.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from clients.runpod import RunPodJob, RunPodStatus
+
+
+class ExportKind(StrEnum):
+    OVERLAY = "overlay"
+    FRAMING = "framing"
+    ANNOTATE = "annotate"
+
+
+class ExportStatus(StrEnum):
+    PENDING = "pending"
+    """Recorded; not yet accepted by RunPod (submission is retried with backoff)."""
+    QUEUED = "queued"
+    """Accepted by RunPod, waiting for a worker."""
+    PROCESSING = "processing"
+    """A worker is running it; progress and message move."""
+    COMPLETE = "complete"
+    """The output is stored under `output_key`."""
+    ERROR = "error"
+    """Failed, timed out, or lost by RunPod; `error` says why."""
+    CANCELLED = "cancelled"
+    """Cancelled by its user (or on RunPod's side)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({ExportStatus.COMPLETE, ExportStatus.ERROR, ExportStatus.CANCELLED})
+UNFINISHED_STATUSES = frozenset(ExportStatus) - TERMINAL_STATUSES
+
+# Forward-only: a job may stay where it is (progress moves) or go further down this list.
+_ORDER = {
+    ExportStatus.PENDING: 0,
+    ExportStatus.QUEUED: 1,
+    ExportStatus.PROCESSING: 2,
+}
+
+RUNPOD_STATUS_MAP = {
+    RunPodStatus.IN_QUEUE: ExportStatus.QUEUED,
+    RunPodStatus.IN_PROGRESS: ExportStatus.PROCESSING,
+    RunPodStatus.COMPLETED: ExportStatus.COMPLETE,
+    RunPodStatus.FAILED: ExportStatus.ERROR,
+    RunPodStatus.TIMED_OUT: ExportStatus.ERROR,
+    RunPodStatus.CANCELLED: ExportStatus.CANCELLED,
+}
+
+
+def can_move(current: ExportStatus, target: ExportStatus) -> bool:
+    if current.is_terminal:
+        return False
+    if target.is_terminal:
+        return True
+    return _ORDER[target] >= _ORDER[current]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """What one observation of a job would change; fields left None stay as they are."""
+
+    status: ExportStatus
+    progress: int | None = None
+    message: str | None = None
+    error: str | None = None
+    result: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportJob:
+    id: str
+    user_id: str
+    kind: ExportKind
+    status: ExportStatus
+    progress: int
+    message: str | None
+    error: str | None
+    project_id: int | None
+    game_id: int | None
+    params: Mapping[str, Any]
+    input_key: str
+    output_key: str
+    runpod_id: str | None
+    webhook_token: str
+    idempotency_key: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    cancel_pending: bool
+    retry_of: str | None
+    result: Mapping[str, Any] | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ExportJob:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            kind=ExportKind(row["type"]),
+            status=ExportStatus(row["status"]),
+            progress=row["progress"],
+            message=row["message"],
+            error=row["error"],
+            project_id=row["project_id"],
+            game_id=row["game_id"],
+            params=json.loads(row["params"]),
+            input_key=row["input_key"],
+            output_key=row["output_key"],
+            runpod_id=row["runpod_job_id"],
+            webhook_token=row["webhook_token"],
+            idempotency_key=row["idempotency_key"],
+            attempts=row["attempts"],
+            next_attempt_at=parse_time(row["next_attempt_at"]),
+            cancel_pending=bool(row["cancel_pending"]),
+            retry_of=row["retry_of"],
+            result=json.loads(row["result"]) if row["result"] else None,
+            version=row["version"],
+            created_at=_required_time(row["created_at"]),
+            updated_at=_required_time(row["updated_at"]),
+            started_at=parse_time(row["started_at"]),
+            completed_at=parse_time(row["completed_at"]),
+        )
+
+    def evolve(self, **changes: Any) -> ExportJob:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def apply(self, change: Change, *, now: datetime) -> ExportJob | None:
+        """The job after `change`, or None when it changes nothing or is not allowed."""
+        if not can_move(self.status, change.status):
+            return None
+        progress = self.progress
+        if change.progress is not None:
+            progress = max(progress, min(100, max(0, change.progress)))
+        if change.status is ExportStatus.COMPLETE:
+            progress = 100
+        updated = self.evolve(
+            status=change.status,
+            progress=progress,
+            message=change.message if change.message is not None else self.message,
+            error=change.error if change.error is not None else self.error,
+            result=change.result if change.result is not None else self.result,
+        )
+        if updated == self:
+            return None
+        return updated.evolve(
+            updated_at=now,
+            started_at=self.started_at
+            or (now if change.status is ExportStatus.PROCESSING else None),
+            completed_at=now if change.status.is_terminal else None,
+        )
+
+
+def change_from_runpod(observed: RunPodJob) -> Change:
+    """Map one RunPod `/status` answer onto our state machine."""
+    status = RUNPOD_STATUS_MAP[observed.status]
+    output = observed.output if isinstance(observed.output, Mapping) else None
+    if observed.status is RunPodStatus.IN_PROGRESS:
+        progress = output.get("progress") if output else None
+        message = output.get("message") if output else None
+        return Change(
+            status=status,
+            progress=int(progress) if isinstance(progress, int | float) else None,
+            message=str(message) if message is not None else None,
+        )
+    if observed.status is RunPodStatus.COMPLETED:
+        return Change(status=status, message="Export complete", result=output)
+    if observed.status is RunPodStatus.TIMED_OUT:
+        return Change(status=status, error="The export timed out on RunPod")
+    if observed.status is RunPodStatus.FAILED:
+        return Change(status=status, error=runpod_error_message(observed.error))
+    if observed.status is RunPodStatus.CANCELLED:
+        return Change(status=status, message="Cancelled on RunPod")
+    return Change(status=status)
+
+
+def runpod_error_message(error: str | None, limit: int = 500) -> str:
+    """One line for users. The RunPod SDK reports a raised exception as JSON with a
+    traceback; only its message is shown, never the traceback."""
+    text = error or ""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        text = str(decoded.get("error_message") or decoded.get("error") or "")
+    line = " ".join(text.split()) or "The export failed"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def format_time(value: datetime | None) -> str | None:
+    """Timestamps are stored as fixed-width UTC ISO text: portable and sortable."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _required_time(value: str) -> datetime:
+    parsed = parse_time(value)
+    assert parsed is not None
+    return parsed

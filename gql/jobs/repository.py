@@ -1,0 +1,179 @@
+"""The only place that reads and writes `export_jobs`; it speaks in `ExportJob`s, never rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gql.db import Database
+from gql.jobs.errors import JobConflict
+from gql.jobs.models import ExportJob, ExportKind, ExportStatus, format_time, parse_time
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    statuses: frozenset[ExportStatus] | None = None
+    kinds: frozenset[ExportKind] | None = None
+    project_id: int | None = None
+    game_id: int | None = None
+
+    def matches(self, job: ExportJob) -> bool:
+        return (
+            (self.statuses is None or job.status in self.statuses)
+            and (self.kinds is None or job.kind in self.kinds)
+            and (self.project_id is None or job.project_id == self.project_id)
+            and (self.game_id is None or job.game_id == self.game_id)
+        )
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in the newest-first listing: (created_at, id) of the last job seen."""
+
+    created_at: datetime
+    job_id: str
+
+    def encode(self) -> str:
+        raw = f"{format_time(self.created_at)}|{self.job_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """Raises ValueError for anything we did not hand out."""
+        try:
+            created, job_id = base64.urlsafe_b64decode(text.encode()).decode().split("|", 1)
+            created_at = parse_time(created)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError("malformed cursor") from error
+        if created_at is None or not job_id:
+            raise ValueError("malformed cursor")
+        return cls(created_at, job_id)
+
+    @classmethod
+    def of(cls, job: ExportJob) -> Cursor:
+        return cls(job.created_at, job.id)
+
+
+def _row_values(job: ExportJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "user_id": job.user_id,
+        "type": job.kind.value,
+        "status": job.status.value,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "project_id": job.project_id,
+        "game_id": job.game_id,
+        "params": json.dumps(job.params, separators=(",", ":")),
+        "input_key": job.input_key,
+        "output_key": job.output_key,
+        "runpod_job_id": job.runpod_id,
+        "webhook_token": job.webhook_token,
+        "idempotency_key": job.idempotency_key,
+        "attempts": job.attempts,
+        "next_attempt_at": format_time(job.next_attempt_at),
+        "cancel_pending": int(job.cancel_pending),
+        "retry_of": job.retry_of,
+        "result": json.dumps(job.result) if job.result is not None else None,
+        "version": job.version,
+        "created_at": format_time(job.created_at),
+        "updated_at": format_time(job.updated_at),
+        "started_at": format_time(job.started_at),
+        "completed_at": format_time(job.completed_at),
+    }
+
+
+_SAVED_FIELDS = [
+    "id",
+    "status",
+    "progress",
+    "message",
+    "error",
+    "runpod_job_id",
+    "attempts",
+    "next_attempt_at",
+    "cancel_pending",
+    "result",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "version",
+]
+
+
+class JobRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def insert(self, job: ExportJob) -> ExportJob | None:
+        """Store a new job; None when the user's idempotency key is already taken."""
+        row = await self._db.fetch_one("insert_job", **_row_values(job))
+        return ExportJob.from_row(row) if row else None
+
+    async def get(self, job_id: str) -> ExportJob | None:
+        row = await self._db.fetch_one("get_job", id=job_id)
+        return ExportJob.from_row(row) if row else None
+
+    async def get_for_user(self, job_id: str, user_id: str) -> ExportJob | None:
+        row = await self._db.fetch_one("get_user_job", id=job_id, user_id=user_id)
+        return ExportJob.from_row(row) if row else None
+
+    async def get_by_idempotency_key(self, user_id: str, key: str) -> ExportJob | None:
+        row = await self._db.fetch_one(
+            "get_job_by_idempotency_key", user_id=user_id, idempotency_key=key
+        )
+        return ExportJob.from_row(row) if row else None
+
+    async def jobs_to_follow(self) -> list[ExportJob]:
+        """Unfinished jobs, and finished ones whose RunPod cancel is still owed."""
+        return [ExportJob.from_row(row) for row in await self._db.fetch_all("list_jobs_to_follow")]
+
+    async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
+        """Write `job` over the row at `expected_version`; JobConflict if it moved."""
+        values = _row_values(job.evolve(version=expected_version))
+        row = await self._db.fetch_one("save_job", **{key: values[key] for key in _SAVED_FIELDS})
+        if row is None:
+            raise JobConflict(job.id)
+        return ExportJob.from_row(row)
+
+    async def list_for_user(
+        self, user_id: str, job_filter: JobFilter, *, limit: int, after: Cursor | None
+    ) -> list[ExportJob]:
+        """Newest first, `limit` jobs after the cursor."""
+        clauses = ["user_id = :user_id"]
+        values: dict[str, Any] = {"user_id": user_id, "limit": limit}
+        if job_filter.statuses is not None:
+            clauses.append(_in_clause("status", [s.value for s in job_filter.statuses], values))
+        if job_filter.kinds is not None:
+            clauses.append(_in_clause("type", [k.value for k in job_filter.kinds], values))
+        if job_filter.project_id is not None:
+            clauses.append("project_id = :project_id")
+            values["project_id"] = job_filter.project_id
+        if job_filter.game_id is not None:
+            clauses.append("game_id = :game_id")
+            values["game_id"] = job_filter.game_id
+        if after is not None:
+            clauses.append(
+                "(created_at < :after_created OR (created_at = :after_created AND id < :after_id))"
+            )
+            values["after_created"] = format_time(after.created_at)
+            values["after_id"] = after.job_id
+        sql = (
+            f"SELECT * FROM export_jobs WHERE {' AND '.join(clauses)} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit"
+        )
+        return [ExportJob.from_row(row) for row in await self._db.fetch_all_sql(sql, values)]
+
+
+def _in_clause(column: str, items: Sequence[str], values: dict[str, Any]) -> str:
+    """`column IN (:column_0, ...)` with bound parameters; an empty list matches nothing."""
+    if not items:
+        return "1 = 0"
+    names = [f"{column}_{index}" for index in range(len(items))]
+    values.update(zip(names, items, strict=True))
+    return f"{column} IN ({', '.join(':' + name for name in names)})"

@@ -1,0 +1,238 @@
+"""Follows every unfinished job on RunPod, whether or not anyone is watching.
+
+One task per job submits it (retrying with backoff while RunPod is unreachable),
+then polls `/status` once per interval and writes each change through
+`JobTransitions`, which fans it out. However many clients subscribe to a job,
+RunPod sees one poll per interval. A webhook or a cancel wakes the task early.
+On start-up every unfinished job in the database is followed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import timedelta
+
+from clients.runpod import (
+    RunPodClient,
+    RunPodJobNotFound,
+    RunPodRejected,
+    RunPodUnavailable,
+)
+from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod, utcnow
+from gql.jobs.repository import JobRepository
+from gql.jobs.transitions import JobTransitions
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_BACKOFF_MAX_S = 60.0
+POLL_BACKOFF_MAX_S = 30.0
+
+
+def backoff(failures: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter on the upper half."""
+    ceiling = min(cap, base * 2.0 ** max(0, failures - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class JobTracker:
+    def __init__(
+        self,
+        repo: JobRepository,
+        transitions: JobTransitions,
+        runpod: RunPodClient | None,
+        *,
+        poll_interval_s: float,
+        webhook_base_url: str | None = None,
+        max_concurrency: int = 50,
+    ) -> None:
+        self._repo = repo
+        self._transitions = transitions
+        self._runpod = runpod
+        self._interval = poll_interval_s
+        self._webhook_base_url = webhook_base_url
+        self._requests = asyncio.Semaphore(max_concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._started = False
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    @property
+    def followed_count(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._started = True
+        jobs = await self._repo.jobs_to_follow()
+        for job in jobs:
+            # Spread resumed polls over one interval instead of a burst.
+            self.follow(job, delay=random.uniform(0, self._interval))
+        logger.info("tracker started", extra={"action": "tracker_start", "jobs": len(jobs)})
+
+    async def stop(self) -> None:
+        self._started = False
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._wakeups.clear()
+
+    def follow(self, job: ExportJob, *, delay: float = 0.0) -> None:
+        """Start following `job` (no-op, apart from a wake-up, if already followed)."""
+        if self._runpod is None or not self._started:
+            return
+        if job.id in self._tasks:
+            self.wake(job.id)
+            return
+        self._wakeups[job.id] = asyncio.Event()
+        task = asyncio.create_task(self._follow(job, delay), name=f"follow-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._forget(job.id, task))
+
+    def wake(self, job_id: str) -> bool:
+        """Re-read the job and ask RunPod now (webhooks, cancels). False if not followed."""
+        event = self._wakeups.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
+            self._wakeups.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "job follower crashed",
+                exc_info=task.exception(),
+                extra={"action": "follow_crash", "job": job_id},
+            )
+
+    async def _follow(self, job: ExportJob, delay: float) -> None:
+        assert self._runpod is not None
+        wakeup = self._wakeups[job.id]
+        failures = 0
+        while True:
+            woken = await _sleep_or_wake(wakeup, delay)
+            if woken:
+                fresh = await self._repo.get(job.id)
+                job = fresh or job
+            if job.is_terminal and not job.cancel_pending:
+                return
+            try:
+                if job.is_terminal:
+                    job = await self._send_cancel(self._runpod, job)
+                    delay = 0.0
+                elif job.runpod_id is None:
+                    job, delay = await self._submit(self._runpod, job)
+                else:
+                    job = await self._poll(self._runpod, job)
+                    delay = self._interval
+                failures = 0
+            except (RunPodUnavailable, RunPodRejected) as error:
+                failures += 1
+                delay = backoff(failures, base=self._interval, cap=POLL_BACKOFF_MAX_S)
+                logger.warning(
+                    "runpod request failed; backing off",
+                    extra={
+                        "action": "runpod_backoff",
+                        "job": job.id,
+                        "error": str(error),
+                        "retry_in_s": round(delay, 2),
+                    },
+                )
+
+    async def _submit(self, runpod: RunPodClient, job: ExportJob) -> tuple[ExportJob, float]:
+        now = utcnow()
+        if job.next_attempt_at is not None and job.next_attempt_at > now:
+            return job, (job.next_attempt_at - now).total_seconds()
+        attempts = job.attempts + 1
+        wait = backoff(attempts, base=1.0, cap=SUBMIT_BACKOFF_MAX_S)
+        # Counted before the call, so an attempt lost to a crash still counts.
+        job = await self._transitions.apply(
+            job, attempts=attempts, next_attempt_at=now + timedelta(seconds=wait)
+        )
+        try:
+            async with self._requests:
+                accepted = await runpod.run(self._payload(job), webhook=self._webhook_url(job))
+        except RunPodUnavailable as error:
+            logger.warning(
+                "runpod submission failed; will retry",
+                extra={
+                    "action": "submit_retry",
+                    "job": job.id,
+                    "attempt": attempts,
+                    "error": str(error),
+                    "retry_in_s": round(wait, 2),
+                },
+            )
+            return job, wait
+        except RunPodRejected as error:
+            job = await self._transitions.apply(
+                job, Change(status=ExportStatus.ERROR, error=f"RunPod rejected the job: {error}")
+            )
+            return job, 0.0
+        job = await self._transitions.apply(
+            job, change_from_runpod(accepted), runpod_id=accepted.id, next_attempt_at=None
+        )
+        if job.status is ExportStatus.CANCELLED:
+            # Cancelled while the submission was in flight: RunPod must drop it too.
+            job = await self._transitions.apply(job, cancel_pending=True)
+        logger.info(
+            "job submitted",
+            extra={"action": "submit", "job": job.id, "runpod_id": accepted.id},
+        )
+        return job, self._interval
+
+    async def _poll(self, runpod: RunPodClient, job: ExportJob) -> ExportJob:
+        assert job.runpod_id is not None
+        try:
+            async with self._requests:
+                observed = await runpod.status(job.runpod_id)
+        except RunPodJobNotFound:
+            return await self._transitions.apply(
+                job,
+                Change(
+                    status=ExportStatus.ERROR,
+                    error="RunPod no longer knows this job (it expired or was purged)",
+                ),
+            )
+        return await self._transitions.apply(job, change_from_runpod(observed))
+
+    async def _send_cancel(self, runpod: RunPodClient, job: ExportJob) -> ExportJob:
+        if job.runpod_id is not None:
+            with contextlib.suppress(RunPodJobNotFound):
+                async with self._requests:
+                    await runpod.cancel(job.runpod_id)
+        return await self._transitions.apply(job, cancel_pending=False)
+
+    def _payload(self, job: ExportJob) -> dict[str, object]:
+        return {
+            "job_id": job.id,
+            "user_id": job.user_id,
+            "type": job.kind.value,
+            "input_key": job.input_key,
+            "output_key": job.output_key,
+            "params": dict(job.params),
+        }
+
+    def _webhook_url(self, job: ExportJob) -> str | None:
+        if self._webhook_base_url is None:
+            return None
+        return f"{self._webhook_base_url}?job={job.id}&token={job.webhook_token}"
+
+
+async def _sleep_or_wake(wakeup: asyncio.Event, delay: float) -> bool:
+    """Sleep `delay` seconds; True if woken early."""
+    if not wakeup.is_set() and delay > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), delay)
+    woken = wakeup.is_set()
+    wakeup.clear()
+    return woken

@@ -1,0 +1,75 @@
+"""The one function through which every job change is written and announced."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+
+from gql.assets import AssetRepository
+from gql.jobs.broker import JobBroker
+from gql.jobs.errors import JobConflict
+from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
+from gql.jobs.repository import JobRepository
+
+logger = logging.getLogger(__name__)
+
+_CONFLICT_RETRIES = 5
+
+
+class JobTransitions:
+    def __init__(self, repo: JobRepository, assets: AssetRepository, broker: JobBroker) -> None:
+        self._repo = repo
+        self._assets = assets
+        self._broker = broker
+
+    async def apply(
+        self, job: ExportJob, change: Change | None = None, **bookkeeping: Any
+    ) -> ExportJob:
+        """Move `job` by `change` (and set bookkeeping fields such as `runpod_id`).
+
+        The write is a compare-and-set on the job's version; when another writer
+        got there first, the change is re-applied to the fresh row, so a stale
+        observation can never move a job backwards. Returns the stored job.
+        """
+        for _ in range(_CONFLICT_RETRIES):
+            now = utcnow()
+            moved = job.apply(change, now=now) if change is not None else None
+            updated = moved
+            if bookkeeping:
+                updated = (moved or job).evolve(updated_at=now, **bookkeeping)
+            if updated is None:
+                return job
+            if updated.status is not job.status and updated.status is ExportStatus.COMPLETE:
+                await self._on_complete(updated)
+            try:
+                saved = await self._repo.save(updated, expected_version=job.version)
+            except JobConflict:
+                fresh = await self._repo.get(job.id)
+                assert fresh is not None, "jobs are never deleted"
+                job = fresh
+                continue
+            if saved.status is not job.status:
+                logger.info(
+                    "job status changed",
+                    extra={
+                        "action": "transition",
+                        "job": saved.id,
+                        "from": job.status.value,
+                        "to": saved.status.value,
+                    },
+                )
+            if moved is not None:
+                self._broker.publish(saved)
+            return saved
+        raise JobConflict(job.id)
+
+    def announce(self, job: ExportJob) -> None:
+        """Tell subscribers about a job that was just created."""
+        self._broker.publish(job)
+
+    async def _on_complete(self, job: ExportJob) -> None:
+        # Written before the status, so a crash in between repeats it harmlessly.
+        if job.kind is ExportKind.FRAMING and job.project_id is not None:
+            filename = PurePosixPath(job.output_key).name
+            await self._assets.add_working_video(job.project_id, filename)

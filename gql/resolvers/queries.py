@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import strawberry
+
+from gql.context import Info, current_user
+from gql.jobs.errors import ExportError
+from gql.schema.errors import PublicError
+from gql.schema.inputs import ExportJobFilter, job_filter
+from gql.schema.types import ExportJob, ExportJobConnection
+
+DEFAULT_PAGE_SIZE = 20
+
+
+async def export_job(info: Info, id: strawberry.ID) -> ExportJob | None:
+    job = await info.context.services.jobs.get(current_user(info), str(id))
+    return ExportJob.of(job) if job is not None else None
+
+
+async def export_jobs(
+    info: Info,
+    first: int | None = DEFAULT_PAGE_SIZE,
+    after: str | None = None,
+    filter: ExportJobFilter | None = None,
+) -> ExportJobConnection:
+    try:
+        page = await info.context.services.jobs.list(
+            current_user(info),
+            job_filter(filter),
+            first=DEFAULT_PAGE_SIZE if first is None else first,
+            after=after,
+        )
+    except ExportError as error:
+        (problem,) = error.errors
+        raise PublicError(problem.message, problem.code.value, field=problem.field) from None
+    return ExportJobConnection.of(page.jobs, has_next_page=page.has_next_page, after=after)

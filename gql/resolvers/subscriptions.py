@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from gql.context import Info, current_user
+from gql.schema.errors import PublicError
+from gql.schema.inputs import ExportJobFilter, job_filter
+from gql.schema.types import ExportJob
+
+
+async def export_job(info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob, None]:
+    """The job's current state at once, then each change; ends after a final state."""
+    user_id = current_user(info)
+    services = info.context.services
+    # Watch before reading, so a change between the read and the watch is not lost.
+    watch = services.broker.watch_job(user_id, str(id))
+    try:
+        job = await services.jobs.get(user_id, str(id))
+        if job is None:
+            raise PublicError("No such export job.", "JOB_NOT_FOUND")
+        watch.mark_seen(job)
+        yield ExportJob.of(job)
+        while not job.is_terminal:
+            job = await watch.next()
+            yield ExportJob.of(job)
+    finally:
+        watch.close()
+
+
+async def export_jobs(
+    info: Info, filter: ExportJobFilter | None = None
+) -> AsyncGenerator[ExportJob, None]:
+    """Every change to any of the caller's jobs that matches the filter."""
+    watch = info.context.services.broker.watch_user(current_user(info), job_filter(filter))
+    try:
+        async for job in watch:
+            yield ExportJob.of(job)
+    finally:
+        watch.close()

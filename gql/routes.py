@@ -1,0 +1,97 @@
+"""Plain HTTP routes beside GraphQL: RunPod's webhook, local downloads, health."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from clients.runpod import RunPodClient, RunPodError
+from clients.storage import InvalidKey, LocalStorage
+from gql.db import Database
+from gql.jobs.repository import JobRepository
+from gql.jobs.tracker import JobTracker
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+HEALTH_CHECK_TIMEOUT_S = 3.0
+
+
+@router.post("/webhooks/runpod", include_in_schema=False)
+async def runpod_webhook(
+    request: Request, job: str = Query(max_length=64), token: str = Query(max_length=128)
+) -> dict[str, bool]:
+    """RunPod's completion callback. The body is not trusted: it only triggers a poll."""
+    repo: JobRepository = request.app.state.job_repository
+    tracker: JobTracker = request.app.state.tracker
+    stored = await repo.get(job)
+    if stored is None or not hmac.compare_digest(stored.webhook_token, token):
+        logger.warning("webhook rejected", extra={"action": "webhook_rejected", "job": job})
+        raise HTTPException(status_code=401, detail="Invalid webhook token")
+    if not tracker.wake(stored.id):
+        tracker.follow(stored)
+    return {"ok": True}
+
+
+@router.get("/files/{key:path}", include_in_schema=False)
+async def download(
+    request: Request, key: str, expires: int = Query(), signature: str = Query(max_length=128)
+) -> FileResponse:
+    """Local storage downloads, valid only through a signed, unexpired URL."""
+    storage = request.app.state.storage
+    if not isinstance(storage, LocalStorage):
+        raise HTTPException(status_code=404)
+    try:
+        valid = storage.verify(key, expires, signature)
+        path = storage.path_of(key)
+    except InvalidKey:
+        raise HTTPException(status_code=404) from None
+    if not valid:
+        raise HTTPException(status_code=403, detail="Invalid or expired download URL")
+    if not path.is_file():
+        raise HTTPException(status_code=404)
+    return FileResponse(path, media_type="video/mp4", filename=path.name)
+
+
+@router.get("/healthz", include_in_schema=False)
+async def healthz(request: Request) -> JSONResponse:
+    database: Database = request.app.state.database
+    tracker: JobTracker = request.app.state.tracker
+    runpod: RunPodClient | None = request.app.state.runpod
+    checks: dict[str, Any] = {
+        "database": await _database_check(database),
+        "tracker": {"ok": tracker.running, "following": tracker.followed_count},
+        "runpod": await _runpod_check(runpod),
+    }
+    healthy = all(check["ok"] for check in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def _database_check(database: Database) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+            await database.fetch_one("select_one")
+    except Exception as error:
+        logger.warning("database check failed", extra={"action": "healthz", "error": repr(error)})
+        return {"ok": False, "error": "database unreachable"}
+    return {"ok": True, "dialect": database.dialect}
+
+
+async def _runpod_check(runpod: RunPodClient | None) -> dict[str, Any]:
+    if runpod is None:
+        return {"ok": True, "configured": False}
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+            health = await runpod.health()
+    except (RunPodError, TimeoutError) as error:
+        return {"ok": False, "configured": True, "error": str(error) or "timed out"}
+    return {"ok": True, "configured": True, "workers": health.get("workers")}

@@ -1,0 +1,1 @@
+"""The GraphQL schema: types, inputs, limits and the assembled `strawberry.Schema`."""

@@ -1,0 +1,86 @@
+"""The root types, assembled from the resolvers, and the schema factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from gql.context import Info
+from gql.resolvers import mutations, queries, subscriptions
+from gql.schema.inputs import ExportJobFilter
+from gql.schema.limits import limit_extensions
+from gql.schema.permissions import IsAuthenticated
+from gql.schema.types import CancelExportPayload, ExportJob, ExportJobConnection, StartExportPayload
+
+_authenticated: list[type[BasePermission]] = [IsAuthenticated]
+
+
+@strawberry.type
+class Query:
+    export_job: ExportJob | None = strawberry.field(
+        resolver=queries.export_job,
+        permission_classes=_authenticated,
+        description="One of the caller's jobs; null when there is no such job.",
+    )
+    export_jobs: ExportJobConnection = strawberry.field(
+        resolver=queries.export_jobs,
+        permission_classes=_authenticated,
+        description="The caller's jobs, newest first. `first` is at most 100.",
+    )
+
+
+@strawberry.type
+class Mutation:
+    start_overlay_export: StartExportPayload = strawberry.mutation(
+        resolver=mutations.start_overlay_export, permission_classes=_authenticated
+    )
+    start_framing_export: StartExportPayload = strawberry.mutation(
+        resolver=mutations.start_framing_export, permission_classes=_authenticated
+    )
+    start_annotate_export: StartExportPayload = strawberry.mutation(
+        resolver=mutations.start_annotate_export, permission_classes=_authenticated
+    )
+    cancel_export: CancelExportPayload = strawberry.mutation(
+        resolver=mutations.cancel_export, permission_classes=_authenticated
+    )
+    retry_export: StartExportPayload = strawberry.mutation(
+        resolver=mutations.retry_export,
+        permission_classes=_authenticated,
+        description="A new job with the same input, for ERROR or CANCELLED jobs.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=_authenticated,
+        description="The current state at once, then every change; completes after a final state.",
+    )
+    async def export_job(self, info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob, None]:
+        async for job in subscriptions.export_job(info, id):
+            yield job
+
+    @strawberry.subscription(
+        permission_classes=_authenticated,
+        description="Every change to any of the caller's jobs.",
+    )
+    async def export_jobs(
+        self, info: Info, filter: ExportJobFilter | None = None
+    ) -> AsyncGenerator[ExportJob, None]:
+        async for job in subscriptions.export_jobs(info, filter):
+            yield job
+
+
+def build_schema(
+    *, max_depth: int = 10, max_aliases: int = 15, max_tokens: int = 2000
+) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=limit_extensions(
+            max_depth=max_depth, max_aliases=max_aliases, max_tokens=max_tokens
+        ),
+    )

@@ -1,0 +1,106 @@
+"""Output types: the export job, its Relay connection and the mutation payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from gql.context import Info
+from gql.jobs.models import ExportJob as Job
+from gql.jobs.models import ExportKind, ExportStatus
+from gql.jobs.repository import Cursor
+from gql.schema import enums  # noqa: F401  (registers the domain enums with strawberry)
+from gql.schema.errors import UserError
+
+
+@strawberry.type(description="One export and its live state.")
+class ExportJob:
+    id: strawberry.ID
+    kind: ExportKind
+    status: ExportStatus
+    progress: int = strawberry.field(description="0 to 100; never goes backwards.")
+    message: str | None = strawberry.field(description="The worker's latest progress message.")
+    error: str | None = strawberry.field(description="Why the export failed (status ERROR).")
+    project_id: int | None
+    game_id: int | None
+    retry_of: strawberry.ID | None = strawberry.field(
+        description="The failed or cancelled job this one retries."
+    )
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    job: strawberry.Private[Job]
+
+    @strawberry.field(
+        description="A presigned, expiring URL of the output; set only when COMPLETE."
+    )
+    async def download_url(self, info: Info) -> str | None:
+        return await info.context.services.jobs.download_url(self.job)
+
+    @classmethod
+    def of(cls, job: Job) -> ExportJob:
+        return cls(
+            id=strawberry.ID(job.id),
+            kind=job.kind,
+            status=job.status,
+            progress=job.progress,
+            message=job.message,
+            error=job.error,
+            project_id=job.project_id,
+            game_id=job.game_id,
+            retry_of=strawberry.ID(job.retry_of) if job.retry_of else None,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            job=job,
+        )
+
+
+@strawberry.type
+class ExportJobEdge:
+    cursor: str
+    node: ExportJob
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="Export jobs, newest first (Relay cursor connection).")
+class ExportJobConnection:
+    edges: list[ExportJobEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def of(cls, jobs: list[Job], *, has_next_page: bool, after: str | None) -> ExportJobConnection:
+        edges = [
+            ExportJobEdge(cursor=Cursor.of(job).encode(), node=ExportJob.of(job)) for job in jobs
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next_page,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+
+@strawberry.type
+class StartExportPayload:
+    job: ExportJob | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CancelExportPayload:
+    job: ExportJob | None
+    user_errors: list[UserError]

@@ -1,0 +1,98 @@
+"""Configuration, read once from the environment (or a `.env` file) by `Settings()`."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clients.storage import StorageConfig
+
+DEFAULT_DATA_DIR = Path("./data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # The address RunPod (webhooks) and browsers (local download URLs) reach this API at.
+    public_url: str | None = None
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+
+    runpod_endpoint_url: str | None = None
+    runpod_api_key: str | None = None
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # Most concurrent RunPod requests the tracker makes at once.
+    runpod_max_concurrency: int = Field(default=50, ge=1)
+    runpod_retry_attempts: int = Field(default=4, ge=1)
+
+    auth_jwt_secret: str | None = None
+
+    storage_dir: Path | None = None
+    storage_signing_key: str | None = None
+    download_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    r2_endpoint_url: str | None = None
+    r2_bucket: str | None = None
+    r2_access_key_id: str | None = None
+    r2_secret_access_key: str | None = None
+    r2_region: str = "auto"
+
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_query_tokens: int = 2000
+
+    @field_validator("runpod_endpoint_url", "public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'export-gql.db'}"
+        if self.storage_dir is None:
+            self.storage_dir = self.data_dir / "storage"
+        if self.environment == "production" and not self.auth_jwt_secret:
+            raise ValueError("AUTH_JWT_SECRET must be set in production")
+        if self.auth_jwt_secret is not None and len(self.auth_jwt_secret) < 32:
+            raise ValueError("AUTH_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def webhook_base_url(self) -> str | None:
+        """Webhooks are only asked for when RunPod can reach us."""
+        return f"{self.public_url}/webhooks/runpod" if self.public_url else None
+
+    @property
+    def storage(self) -> StorageConfig:
+        assert self.storage_dir is not None
+        return StorageConfig(
+            local_dir=self.storage_dir,
+            r2_endpoint_url=self.r2_endpoint_url,
+            r2_bucket=self.r2_bucket,
+            r2_access_key_id=self.r2_access_key_id,
+            r2_secret_access_key=self.r2_secret_access_key,
+            r2_region=self.r2_region,
+        )
+
+    def local_signing_key(self) -> bytes:
+        """The key for local download URLs, kept on disk so URLs survive a restart."""
+        if self.storage_signing_key:
+            return self.storage_signing_key.encode()
+        key_file = self.data_dir / ".storage-signing-key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip().encode()

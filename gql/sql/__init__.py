@@ -1,0 +1,1 @@
+"""SQL: named queries and numbered migrations."""
