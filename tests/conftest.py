@@ -1,0 +1,122 @@
+"""Shared fixtures: the database under test, the fake RunPod endpoint and the real API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
+from tests.support.app_server import RunningApp, make_settings
+from tests.support.assets import SeededAssets, seed_assets
+from tests.support.graphql import GraphQLHTTP
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+_TABLES = "export_jobs, working_videos, projects, games, schema_migrations"
+
+
+def _postgres_reachable() -> bool:
+    import asyncpg
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(
+            POSTGRES_URL.replace("postgresql", "postgres"), timeout=3
+        )
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception:
+        return False
+    return True
+
+
+_POSTGRES = _postgres_reachable()
+
+
+async def _reset_postgres() -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await connection.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on SQLite, then on PostgreSQL when one is reachable."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+    if not _POSTGRES:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    await _reset_postgres()
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def runpod(start_runpod_server: StartRunPodServer, tmp_path: Path) -> RunningRunPodServer:
+    """A fake RunPod endpoint (manual jobs) writing outputs into the API's local storage."""
+    from clients.storage import StorageConfig
+
+    return start_runpod_server(storage=StorageConfig(local_dir=tmp_path / "data" / "storage"))
+
+
+@pytest.fixture
+def auto_runpod(runpod: RunningRunPodServer) -> RunningRunPodServer:
+    runpod.control.set_behaviour("auto", step=0.05)
+    return runpod
+
+
+StartApi = Callable[..., RunningApp]
+
+
+@pytest.fixture
+def start_api(database_url: str, runpod: RunningRunPodServer, tmp_path: Path) -> Iterator[StartApi]:
+    """Start the real API; keyword arguments override its settings."""
+    started: list[RunningApp] = []
+
+    def start(**overrides: Any) -> RunningApp:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "runpod_endpoint_url": runpod.url,
+            "runpod_retry_attempts": 2,
+        }
+        values.update(overrides)
+        app = RunningApp(make_settings(**values)).start()
+        started.append(app)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
+
+
+@pytest.fixture
+def api(start_api: StartApi) -> RunningApp:
+    return start_api()
+
+
+@pytest.fixture
+async def client(api: RunningApp) -> AsyncIterator[GraphQLHTTP]:
+    http = GraphQLHTTP(api.graphql_url)
+    yield http
+    await http.aclose()
+
+
+@pytest.fixture
+async def assets(api: RunningApp) -> SeededAssets:
+    """A project (source clip + working video) and a game for the local user."""
+    return await seed_assets(api.settings, "local")

@@ -1,0 +1,250 @@
+"""The fake RunPod endpoint as an ASGI app: RunPod's queue API and the control API.
+
+`/v2/{endpoint_id}/...` follows RunPod's public operation reference; `/_control/...`
+is what `tests.servers.runpod_control.RunPodControl` drives. A thin ASGI layer in
+front counts every /v2 request and applies injected faults before routing.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route annotations at
+# import time, and they name dependencies local to the router factories.
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, cast, get_args
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from clients.storage import StorageConfig, open_storage
+from tests.servers.runpod_models import (
+    Behaviour,
+    DownMode,
+    Fault,
+    JobPatch,
+    JobView,
+    RequestCounts,
+    Route,
+    RunRecord,
+    WebhookDelivery,
+)
+from tests.servers.runpod_state import FakeEndpoint, FakeJob
+
+_ROUTES: frozenset[str] = frozenset(get_args(Route))
+
+
+class _RunBody(BaseModel):
+    input: dict[str, Any]
+    webhook: str | None = None
+    policy: dict[str, Any] | None = None
+
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def _v2_router(endpoint: FakeEndpoint, api_key: str | None) -> APIRouter:
+    def check_key(request: Request) -> None:
+        given = request.headers.get("authorization", "")
+        if api_key is not None and given.removeprefix("Bearer ") != api_key:
+            raise HTTPException(401, "Unauthorized")
+
+    router = APIRouter(dependencies=[Depends(check_key)])
+
+    def known(job_id: str) -> FakeJob:
+        job = endpoint.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"request {job_id} does not exist")
+        return job
+
+    @router.post("/run")
+    async def run(request: Request) -> JSONResponse:
+        try:
+            body = _RunBody.model_validate_json(await request.body())
+        except ValidationError:
+            return _error(400, "the body needs an 'input' object")
+        job = endpoint.submit(body.input, body.webhook, body.policy)
+        return JSONResponse({"id": job.id, "status": job.status})
+
+    @router.get("/status/{job_id}")
+    async def status(job: Annotated[FakeJob, Depends(known)]) -> dict[str, Any]:
+        return job.status_json()
+
+    @router.post("/cancel/{job_id}")
+    async def cancel(job: Annotated[FakeJob, Depends(known)]) -> dict[str, Any]:
+        endpoint.cancel(job)
+        return {"id": job.id, "status": job.status}
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        return endpoint.health()
+
+    @router.post("/purge-queue")
+    async def purge_queue() -> dict[str, Any]:
+        return {"removed": endpoint.purge_queue(), "status": "completed"}
+
+    return router
+
+
+def _control_router(endpoint: FakeEndpoint) -> APIRouter:
+    router = APIRouter()
+
+    def any_job(job_id: str) -> FakeJob:
+        job = endpoint.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job
+
+    Job = Annotated[FakeJob, Depends(any_job)]
+
+    @router.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    @router.post("/reset")
+    async def reset() -> None:
+        endpoint.reset()
+
+    @router.get("/jobs")
+    async def jobs() -> list[JobView]:
+        return [job.view() for job in endpoint.jobs.values()]
+
+    @router.get("/jobs/{job_id}")
+    async def job(job: Job) -> JobView:
+        return job.view()
+
+    @router.patch("/jobs/{job_id}")
+    async def patch_job(job: Job, patch: JobPatch) -> JobView:
+        try:
+            endpoint.patch(job, patch)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        return job.view()
+
+    @router.post("/jobs/{job_id}/forget")
+    async def forget(job: Job) -> None:
+        job.forgotten = True
+
+    @router.post("/jobs/{job_id}/webhook")
+    async def fire_webhook(job: Job, wait: bool = False) -> WebhookDelivery | None:
+        task = endpoint.fire_webhook(job)
+        if task is None:
+            raise HTTPException(409, f"job {job.id} has no webhook")
+        return await task if wait else None
+
+    @router.get("/behaviour")
+    async def behaviour() -> Behaviour:
+        return endpoint.behaviour
+
+    @router.put("/behaviour")
+    async def set_behaviour(behaviour: Behaviour) -> Behaviour:
+        endpoint.behaviour = behaviour
+        return behaviour
+
+    @router.get("/faults")
+    async def faults() -> list[Fault]:
+        return endpoint.faults
+
+    @router.post("/faults")
+    async def add_fault(fault: Fault) -> None:
+        endpoint.faults.append(fault)
+
+    @router.delete("/faults")
+    async def clear_faults() -> None:
+        endpoint.faults.clear()
+
+    @router.put("/down")
+    async def set_down(mode: DownMode | None = None) -> None:
+        endpoint.down = mode
+
+    @router.put("/webhooks")
+    async def set_webhooks(enabled: bool) -> None:
+        endpoint.webhooks_enabled = enabled
+
+    @router.get("/webhooks")
+    async def deliveries() -> list[WebhookDelivery]:
+        return endpoint.deliveries
+
+    @router.get("/counts")
+    async def counts() -> RequestCounts:
+        return endpoint.counts
+
+    @router.delete("/counts")
+    async def reset_counts() -> None:
+        endpoint.counts = RequestCounts()
+
+    @router.get("/runs")
+    async def runs() -> list[RunRecord]:
+        return endpoint.runs
+
+    return router
+
+
+class _FaultLayer:
+    """Counts every /v2 request, then answers it badly when a fault or `down` says so."""
+
+    def __init__(self, app: ASGIApp, endpoint: FakeEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        parts = scope["path"].strip("/").split("/") if scope["type"] == "http" else []
+        if len(parts) < 3 or parts[0] != "v2" or parts[2] not in _ROUTES:
+            await self.app(scope, receive, send)
+            return
+        route = cast(Route, parts[2])
+        self.endpoint.count(route, parts[3] if len(parts) > 3 else None)
+        # While down, queued faults wait: they apply once the server is back up.
+        fault = None if self.endpoint.down else self.endpoint.take_fault(route)
+        kind = self.endpoint.down or (fault.kind if fault else None)
+        if kind == "delay" and fault is not None:
+            await asyncio.sleep(fault.delay)
+        elif kind == "drop":
+            await _drop_connection(send)
+            return
+        elif kind is not None:
+            headers = {}
+            if fault and fault.retry_after is not None and kind in {"429", "503"}:
+                headers["Retry-After"] = str(fault.retry_after)
+            response = JSONResponse({"error": f"fault {kind}"}, int(kind), headers)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _drop_connection(send: Send) -> None:
+    # Promise a body, then return without it: uvicorn closes the connection, so the
+    # client sees a broken response (it also logs "returned without completing").
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+    )
+
+
+def create_app(
+    *,
+    api_key: str | None = None,
+    behaviour: Behaviour | None = None,
+    storage: StorageConfig | None = None,
+) -> ASGIApp:
+    """The fake endpoint as an ASGI app; `storage` receives scripted jobs' outputs."""
+    endpoint = FakeEndpoint(
+        behaviour=behaviour or Behaviour(),
+        storage=open_storage(storage) if storage is not None else None,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await endpoint.start()
+        yield
+        await endpoint.close()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None)
+    app.include_router(_v2_router(endpoint, api_key), prefix="/v2/{endpoint_id}")
+    app.include_router(_control_router(endpoint), prefix="/_control")
+
+    @app.exception_handler(HTTPException)
+    async def runpod_error(_: Request, error: HTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))
+
+    return _FaultLayer(app, endpoint)

@@ -1,0 +1,192 @@
+"""A RunPod-compatible serverless endpoint for tests and benchmarks, on loopback.
+
+It serves RunPod's queue API under `/v2/{endpoint_id}` (`/run`, `/status/{id}`,
+`/cancel/{id}`, `/health`, `/purge-queue`; see `runpod_app`) and a control API under
+`/_control/` (driven by `RunPodControl`) to move jobs, script them, inject faults,
+count requests and fire webhooks.
+
+Run it in this process with `RunningRunPodServer`, or as its own process::
+
+    python -m tests.servers.runpod_fake --port 9000 [--api-key K] [--behaviour auto --step 0.1]
+
+With `--port 0` it picks a free port; its first line on stdout is always
+`listening on <endpoint url>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from clients.storage import StorageConfig
+from tests.servers.runpod_app import create_app
+from tests.servers.runpod_control import RunPodControl
+from tests.servers.runpod_models import Behaviour
+
+DEFAULT_ENDPOINT_ID = "test-endpoint"
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _uvicorn(app: ASGIApp, log_level: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, log_level=log_level, http="h11", lifespan="on", timeout_graceful_shutdown=1
+    )
+    return uvicorn.Server(config)
+
+
+class RunningRunPodServer:
+    """The fake on 127.0.0.1 with a free port, served by uvicorn in a background thread."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        behaviour: Behaviour | None = None,
+        storage: StorageConfig | None = None,
+        endpoint_id: str = DEFAULT_ENDPOINT_ID,
+    ) -> None:
+        self._server = _uvicorn(
+            create_app(api_key=api_key, behaviour=behaviour, storage=storage), "warning"
+        )
+        self._socket = _listen("127.0.0.1", 0)
+        self.port: int = self._socket.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base_url}/v2/{endpoint_id}"
+        """The endpoint base URL to give a RunPodClient."""
+        self.control = RunPodControl(self.base_url)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    def start(self, timeout: float = 10.0) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the fake RunPod server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.control.close()
+        self._socket.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RunPodServerProcess:
+    """The fake as a child process. `kill` makes RunPod really unreachable (connection
+    refused, unlike `set_down`); `start` again reopens the same port with no jobs."""
+
+    def __init__(self, *options: str, port: int = 0) -> None:
+        self._options = options
+        self.port = port
+        self.url = self.base_url = ""
+        self._process: subprocess.Popen[str] | None = None
+        self.control: RunPodControl | None = None
+
+    def start(self, timeout: float = 20.0) -> Self:
+        command = [sys.executable, "-m", __name__, "--port", str(self.port), *self._options]
+        self._process = subprocess.Popen(
+            command, cwd=_PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        first_line = self._process.stdout.readline()
+        if not first_line.startswith("listening on "):
+            self.kill()
+            raise RuntimeError("the fake RunPod process did not start")
+        self.url = first_line.split()[-1]
+        self.base_url = self.url.split("/v2/")[0]
+        self.port = int(self.base_url.rsplit(":", 1)[1])
+        if self.control is None:
+            self.control = RunPodControl(self.base_url)
+        self.control.wait_ready(timeout)
+        return self
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+        if self.control is not None:
+            self.control.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+StartRunPodServer = Callable[..., RunningRunPodServer]
+"""The `start_runpod_server` fixture: keyword arguments of RunningRunPodServer."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.servers.runpod_fake")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
+    parser.add_argument("--endpoint-id", default=DEFAULT_ENDPOINT_ID)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--behaviour", choices=["manual", "auto"], default="manual")
+    parser.add_argument("--step", type=float, default=0.1)
+    parser.add_argument("--outcome", choices=["COMPLETED", "FAILED", "TIMED_OUT"])
+    parser.add_argument("--storage-dir", type=Path, help="store outputs in this folder")
+    parser.add_argument("--storage-env", action="store_true", help="StorageConfig.from_env()")
+    args = parser.parse_args(argv)
+
+    behaviour = Behaviour(mode=args.behaviour, step=args.step, outcome=args.outcome or "COMPLETED")
+    storage = StorageConfig.from_env() if args.storage_env else None
+    if args.storage_dir is not None:
+        storage = StorageConfig(local_dir=args.storage_dir)
+    sock = _listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    # The first line tells a parent process where to connect.
+    print(f"listening on http://{args.host}:{port}/v2/{args.endpoint_id}", flush=True)
+    app = create_app(api_key=args.api_key, behaviour=behaviour, storage=storage)
+    _uvicorn(app, "info").run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
