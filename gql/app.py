@@ -24,6 +24,7 @@ from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
 from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
+from gql.local_worker import EmbeddedWorker
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
 from gql.settings import Settings
@@ -37,19 +38,28 @@ def create_app(settings: Settings) -> FastAPI:
         database = Database(settings.database_url)
         await database.connect()
         http = make_http_client()
-        runpod = (
-            RunPodClient(
-                http,
-                settings.runpod_endpoint_url,
-                settings.runpod_api_key,
-                attempts=settings.runpod_retry_attempts,
+        local_worker = EmbeddedWorker(settings) if settings.embeds_local_worker else None
+        endpoint_url: str | None
+        api_key: str | None
+        if local_worker is not None:
+            await local_worker.start()
+            endpoint_url, api_key = local_worker.url, local_worker.api_key
+            logger.info(
+                "no RUNPOD_ENDPOINT_URL set; exports run on the embedded local worker at %s",
+                endpoint_url,
+                extra={"action": "startup"},
             )
-            if settings.runpod_endpoint_url
+        else:
+            endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
+        runpod = (
+            RunPodClient(http, endpoint_url, api_key, attempts=settings.runpod_retry_attempts)
+            if endpoint_url
             else None
         )
         if runpod is None:
             logger.warning(
-                "no RunPod endpoint configured; start mutations will be refused",
+                "no RunPod endpoint configured and LOCAL_WORKER=false; "
+                "start mutations will be refused",
                 extra={"action": "startup"},
             )
         storage = open_storage(
@@ -92,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await tracker.stop()
+            if local_worker is not None:
+                await local_worker.stop()
             await http.aclose()
             await database.disconnect()
 

@@ -21,6 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="default: HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: PORT or 8000")
 
+    worker = commands.add_parser(
+        "worker", help="run the local worker: a RunPod-compatible endpoint doing the exports"
+    )
+    worker.add_argument("--host", default="127.0.0.1")
+    worker.add_argument("--port", type=int, default=8001)
+    worker.add_argument(
+        "--concurrency", type=int, help="default: LOCAL_WORKER_CONCURRENCY or CPUs / 2"
+    )
+
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("user")
     token.add_argument("--days", type=int, default=30)
@@ -35,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = {
         "serve": _serve,
+        "worker": _worker,
         "token": _token,
         "seed-demo": _seed_demo,
         "export-schema": _export_schema,
@@ -57,6 +67,25 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         ws_max_size=1 << 20,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from gql.logs import configure_logging
+    from worker.local_server import serve_local_endpoint
+
+    # Same storage and API key settings as the API, so `serve` can point at it with
+    # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
+    settings = Settings()
+    configure_logging()
+    serve_local_endpoint(
+        args.host,
+        args.port,
+        storage_config=settings.storage,
+        concurrency=args.concurrency or settings.local_worker_concurrency,
+        api_key=settings.runpod_api_key,
+        execution_timeout_s=settings.local_worker_timeout_s,
     )
     return 0
 

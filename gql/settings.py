@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     runpod_max_concurrency: int = Field(default=50, ge=1)
     runpod_retry_attempts: int = Field(default=4, ge=1)
 
+    # With no RUNPOD_ENDPOINT_URL, `serve` runs exports on an embedded local worker.
+    local_worker: bool = True
+    local_worker_concurrency: int | None = Field(default=None, ge=1)
+    local_worker_timeout_s: float = Field(default=600.0, gt=0)
+
     auth_jwt_secret: str | None = None
 
     storage_dir: Path | None = None
@@ -70,9 +75,24 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
+    def embeds_local_worker(self) -> bool:
+        return self.runpod_endpoint_url is None and self.local_worker
+
+    @property
     def webhook_base_url(self) -> str | None:
-        """Webhooks are only asked for when RunPod can reach us."""
-        return f"{self.public_url}/webhooks/runpod" if self.public_url else None
+        """Webhooks are only asked for when the endpoint can reach us.
+
+        RunPod can when PUBLIC_URL is set; the embedded local worker always can,
+        over loopback.
+        """
+        if self.public_url:
+            return f"{self.public_url}/webhooks/runpod"
+        if self.embeds_local_worker:
+            loopback = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(self.host, self.host)
+            if ":" in loopback and not loopback.startswith("["):
+                loopback = f"[{loopback}]"
+            return f"http://{loopback}:{self.port}/webhooks/runpod"
+        return None
 
     @property
     def storage(self) -> StorageConfig:

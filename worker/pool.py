@@ -11,6 +11,7 @@ that dies without a final message is reported as a crash with its exit code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -132,7 +133,16 @@ class HandlerProcess:
                 _stop(process, loop)
         if final:
             return final[-1]
-        return HandlerResult(error=f"worker process exited unexpectedly (exit code {exit_code})")
+        reason = _exit_reason(exit_code)
+        return HandlerResult(error=f"worker process exited unexpectedly ({reason})")
+
+
+def _exit_reason(exit_code: int | None) -> str:
+    # multiprocessing reports death by signal N as exit code -N.
+    if exit_code is not None and exit_code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exit_code).name}"
+    return f"exit code {exit_code}"
 
 
 def _stop(process: multiprocessing.process.BaseProcess, loop: asyncio.AbstractEventLoop) -> None:

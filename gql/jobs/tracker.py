@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 SUBMIT_BACKOFF_MAX_S = 60.0
 POLL_BACKOFF_MAX_S = 30.0
+JOB_UNKNOWN_TO_ENDPOINT = (
+    "The endpoint no longer knows this job (it expired, was purged or its worker restarted); "
+    "retry the export"
+)
 
 
 def backoff(failures: int, *, base: float, cap: float) -> float:
@@ -200,7 +204,7 @@ class JobTracker:
                 job,
                 Change(
                     status=ExportStatus.ERROR,
-                    error="RunPod no longer knows this job (it expired or was purged)",
+                    error=JOB_UNKNOWN_TO_ENDPOINT,
                 ),
             )
         return await self._transitions.apply(job, change_from_runpod(observed))

@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from gql.jobs.tracker import JOB_UNKNOWN_TO_ENDPOINT
 from tests.api.queries import (
     CANCEL,
     GET_JOB,
@@ -236,7 +237,7 @@ async def test_cancel_before_runpod_accepts_the_job_leaves_no_job_running_there(
 @pytest.mark.parametrize(
     ("outcome", "expected_error"),
     [
-        ("forget", "RunPod no longer knows this job (it expired or was purged)"),
+        ("forget", JOB_UNKNOWN_TO_ENDPOINT),
         ("TIMED_OUT", "The export timed out on RunPod"),
         ("FAILED", "input video is unreadable"),
     ],
