@@ -119,6 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_query_tokens,
     )
-    app.include_router(ExportGraphQLRouter(schema), prefix="/graphql")
+    graphql = ExportGraphQLRouter(schema)
+    app.state.subscription_hub = graphql.hub
+    app.include_router(graphql, prefix="/graphql")
     app.include_router(http_routes)
     return app

@@ -1,5 +1,8 @@
 """The GraphQL endpoint: HTTP, GraphiQL and both websocket subprotocols on `/graphql`.
 
+Subscriptions are multiplexed: identical ones share one execution
+(`gql.subscriptions`).
+
 HTTP requests authenticate with their `Authorization` header. Websockets
 authenticate in `connection_init` (Apollo's and urql's `connectionParams`):
 `{"authorization": "Bearer <token>"}`, `{"Authorization": ...}`, `{"token": ...}` or
@@ -22,6 +25,9 @@ from strawberry.types.unset import UnsetType
 
 from gql.auth import AuthError
 from gql.context import Context, Services
+from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
+from gql.subscriptions.hub import SubscriptionHub
+from gql.subscriptions.outbox import OutboxWebSocketAdapter
 
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 
@@ -56,7 +62,12 @@ def _authorization_from(params: Mapping[str, Any]) -> object:
 
 
 class ExportGraphQLRouter(GraphQLRouter[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = OutboxWebSocketAdapter
+
     def __init__(self, schema: strawberry.Schema, *, graphiql: bool = True) -> None:
+        self.hub = SubscriptionHub(schema)
         super().__init__(
             schema,
             context_getter=get_context,

@@ -15,6 +15,7 @@ from clients.storage import InvalidKey, LocalStorage
 from gql.db import Database
 from gql.jobs.repository import JobRepository
 from gql.jobs.tracker import JobTracker
+from gql.subscriptions.hub import SubscriptionHub
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,14 @@ async def healthz(request: Request) -> JSONResponse:
         "runpod": await _runpod_check(runpod),
     }
     healthy = all(check["ok"] for check in checks.values())
+    hub: SubscriptionHub = request.app.state.subscription_hub
+    load = {
+        "subscription_groups": hub.group_count,
+        "subscribers": hub.subscriber_count,
+        "tasks": len(asyncio.all_tasks()),
+    }
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        {"status": "ok" if healthy else "unavailable", "checks": checks, "load": load},
         status_code=200 if healthy else 503,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -97,6 +98,7 @@ class GraphQLWebSocket:
                 {"id": op_id, "type": start, "payload": {"query": query, "variables": variables}}
             )
         )
+        finished = False
         try:
             while True:
                 message = await queue.get()
@@ -104,14 +106,25 @@ class GraphQLWebSocket:
                 if kind in ("next", "data"):
                     payload = message["payload"]
                     if payload.get("errors"):
+                        finished = True
                         raise SubscriptionError(payload["errors"])
                     yield payload["data"]
                 elif kind == "error":
+                    finished = True
                     raise SubscriptionError(message.get("payload"))
                 elif kind in ("complete", "closed"):
+                    finished = True
                     return
         finally:
             self._queues.pop(op_id, None)
+            if not finished:
+                await self._unsubscribe(op_id)
+
+    async def _unsubscribe(self, op_id: str) -> None:
+        """Tell the server the client stopped listening (an abandoned loop)."""
+        stop = "complete" if self.protocol == "graphql-transport-ws" else "stop"
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.connection.send(json.dumps({"id": op_id, "type": stop}))
 
     async def close(self) -> None:
         await self.connection.close()

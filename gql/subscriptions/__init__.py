@@ -1,0 +1,1 @@
+"""Subscriptions over websockets: shared executions (hub), protocol handlers, send queues."""

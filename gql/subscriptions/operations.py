@@ -1,0 +1,75 @@
+"""Which websocket operations can share one execution, and under which key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
+
+# Root fields whose first result is the current state: a subscriber joining a
+# running execution is sent its latest result first.
+REPLAYS_LATEST = frozenset({"exportJob"})
+# Longer documents run on their own: the parse cache must stay small.
+MAX_SHARED_QUERY_CHARS = 8192
+
+
+@dataclass(frozen=True)
+class SharedOperation:
+    """A subscription as a group key: same user, document, variables and name."""
+
+    user_id: str
+    query: str
+    variables: str
+    operation_name: str | None
+    replays_latest: bool
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        return (self.user_id, self.query, self.variables, self.operation_name)
+
+
+def shared_operation(
+    user_id: str | None, query: object, variables: object, operation_name: object
+) -> SharedOperation | None:
+    """The operation's group, or None when it must run on its own.
+
+    Queries, mutations and documents that do not parse or name a missing
+    operation take the ordinary path, which reports their errors.
+    """
+    if user_id is None or not isinstance(query, str) or len(query) > MAX_SHARED_QUERY_CHARS:
+        return None
+    if operation_name is not None and not isinstance(operation_name, str):
+        return None
+    if variables is not None and not isinstance(variables, dict):
+        return None
+    root_field = _subscription_root_field(query, operation_name)
+    if root_field is None:
+        return None
+    try:
+        canonical_variables = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return SharedOperation(
+        user_id=user_id,
+        query=query,
+        variables=canonical_variables,
+        operation_name=operation_name,
+        replays_latest=root_field in REPLAYS_LATEST,
+    )
+
+
+@lru_cache(maxsize=512)
+def _subscription_root_field(query: str, operation_name: str | None) -> str | None:
+    """The root field's name when `query` selects a subscription, else None."""
+    try:
+        operation = get_operation_ast(parse(query, no_location=True), operation_name)
+    except GraphQLError:
+        return None
+    if operation is None or operation.operation != OperationType.SUBSCRIPTION:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return ""  # invalid for a subscription; validation reports it
+    return selections[0].name.value
