@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -119,7 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_query_tokens,
     )
-    graphql = ExportGraphQLRouter(schema)
+    graphql = ExportGraphQLRouter(
+        schema, connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s)
+    )
     app.state.subscription_hub = graphql.hub
     app.include_router(graphql, prefix="/graphql")
     app.include_router(http_routes)

@@ -67,6 +67,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         ws_max_size=1 << 20,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
     )
     return 0
 

@@ -29,8 +29,6 @@ from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
 from gql.subscriptions.hub import SubscriptionHub
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
 
-CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
-
 
 async def get_context(connection: HTTPConnection) -> Context:
     services: Services = connection.app.state.services
@@ -66,14 +64,20 @@ class ExportGraphQLRouter(GraphQLRouter[Context, None]):
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = OutboxWebSocketAdapter
 
-    def __init__(self, schema: strawberry.Schema, *, graphiql: bool = True) -> None:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        graphiql: bool = True,
+        connection_init_timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
         self.hub = SubscriptionHub(schema)
         super().__init__(
             schema,
             context_getter=get_context,
             graphql_ide="graphiql" if graphiql else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            connection_init_wait_timeout=connection_init_timeout,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

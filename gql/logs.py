@@ -22,3 +22,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per RunPod poll would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

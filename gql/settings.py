@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 15
     max_query_tokens: int = 2000
+    # A websocket that has not sent `connection_init` by then is closed (4408).
+    ws_connection_init_timeout_s: float = Field(default=10.0, gt=0)
+    # Keepalive pings; a client that does not answer in time is dropped.
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_s: float = Field(default=20.0, gt=0)
 
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod

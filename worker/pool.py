@@ -123,6 +123,9 @@ class HandlerProcess:
             loop.add_reader(process.sentinel, on_exit)
             await exited
             read_messages()
+            # The sentinel fires as the child closes its files, a moment before it
+            # can be reaped; its exit code is only known after that.
+            await asyncio.to_thread(process.join, 5)
         finally:
             if not receiver.closed:
                 loop.remove_reader(receiver.fileno())

@@ -177,6 +177,10 @@ class ExportJob:
         )
 
 
+# A worker's progress message is pushed to every watcher: keep it a status line.
+MAX_MESSAGE_CHARS = 2000
+
+
 def change_from_runpod(observed: RunPodJob) -> Change:
     """Map one RunPod `/status` answer onto our state machine."""
     status = RUNPOD_STATUS_MAP[observed.status]
@@ -187,7 +191,7 @@ def change_from_runpod(observed: RunPodJob) -> Change:
         return Change(
             status=status,
             progress=int(progress) if isinstance(progress, int | float) else None,
-            message=str(message) if message is not None else None,
+            message=_shorten(str(message), MAX_MESSAGE_CHARS) if message is not None else None,
         )
     if observed.status is RunPodStatus.COMPLETED:
         return Change(status=status, message="Export complete", result=output)
@@ -210,8 +214,11 @@ def runpod_error_message(error: str | None, limit: int = 500) -> str:
         decoded = None
     if isinstance(decoded, dict):
         text = str(decoded.get("error_message") or decoded.get("error") or "")
-    line = " ".join(text.split()) or "The export failed"
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return _shorten(" ".join(text.split()) or "The export failed", limit)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_time(value: datetime | None) -> str | None:

@@ -43,6 +43,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.shared: dict[str, _TransportSubscriber] = {}
         self.outbox = cast(OutboxWebSocketAdapter, self.websocket)
+        self.outbox.on_abandon = self._leave_all
         self.hub = cast(HubView, self.view).hub
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
@@ -83,10 +84,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_complete(message)
 
     async def shutdown(self) -> None:
+        self._leave_all()
+        await super().shutdown()
+
+    def _leave_all(self) -> None:
         for subscriber in self.shared.values():
             self.hub.leave(subscriber)
         self.shared.clear()
-        await super().shutdown()
 
 
 class _TransportSubscriber:
@@ -117,6 +121,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.shared: dict[str, _LegacySubscriber] = {}
         self.outbox = cast(OutboxWebSocketAdapter, self.websocket)
+        self.outbox.on_abandon = self._leave_all
         self.hub = cast(HubView, self.view).hub
 
     async def handle_start(self, message: StartMessage) -> None:
@@ -155,9 +160,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_stop(message)
 
     async def cleanup(self) -> None:
+        self._leave_all()
+        await super().cleanup()
+
+    def _leave_all(self) -> None:
         for op_id in list(self.shared):
             self._leave(op_id)
-        await super().cleanup()
 
     def _leave(self, op_id: str) -> None:
         subscriber = self.shared.pop(op_id, None)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -34,6 +34,8 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         self._frames: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        # Set by the protocol handler: releases the connection's subscriptions.
+        self.on_abandon: Callable[[], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -87,12 +89,15 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
             self._writer.cancel()
             self._writer = None
         logger.warning("closing a slow websocket client", extra={"reason": reason})
+        if self.on_abandon is not None:
+            self.on_abandon()
         closing = asyncio.create_task(self._close_socket(SLOW_CONSUMER_CODE, reason))
         _background.add(closing)
         closing.add_done_callback(_background.discard)
 
     async def _close_socket(self, code: int, reason: str) -> None:
-        # The server's own close handshake timeout bounds this wait.
+        # A client that reads nothing cannot take the close frame either; the
+        # server's keepalive ping timeout (WS_PING_TIMEOUT_S) then drops it.
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, reason=reason)
 

@@ -125,6 +125,8 @@ class RunPodServerProcess:
         if not first_line.startswith("listening on "):
             self.kill()
             raise RuntimeError("the fake RunPod process did not start")
+        # Keep reading its output (access log): a full pipe would block the server.
+        threading.Thread(target=self._process.stdout.read, daemon=True).start()
         self.url = first_line.split()[-1]
         self.base_url = self.url.split("/v2/")[0]
         self.port = int(self.base_url.rsplit(":", 1)[1])

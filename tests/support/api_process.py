@@ -1,0 +1,108 @@
+"""The API as a real `export-gql serve` process, for tests that kill or starve it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from gql.settings import Settings
+from tests.support.app_server import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Settings the machine may carry that must not leak into a test's server.
+_ISOLATED = ("RUNPOD_ENDPOINT_URL", "RUNPOD_API_KEY", "AUTH_JWT_SECRET", "DATABASE_URL", "R2_")
+
+
+class ApiProcess:
+    """`python -m gql.cli serve` with exactly the given settings (as env values)."""
+
+    def __init__(self, env: dict[str, str], *, port: int | None = None) -> None:
+        self.env = env
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.graphql_url = f"{self.url}/graphql"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
+        self.log_path = Path(env["DATA_DIR"]) / f"server-{self.port}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def settings(self) -> Settings:
+        """The server's settings, for seeding its database from the test."""
+        values = {key.lower(): value for key, value in self.env.items()}
+        return Settings.model_validate(values)
+
+    def start(self, timeout: float = 30.0) -> Self:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED)}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
+                cwd=PROJECT_ROOT,
+                env={**env, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the API exited at start-up:\n{self.log()}")
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"the API did not start within {timeout} s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+            self._process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def load(self) -> dict[str, int]:
+        """Live subscription groups, subscribers and asyncio tasks, from /healthz."""
+        return dict(httpx.get(f"{self.url}/healthz", timeout=5).json()["load"])
+
+    def rss_kb(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
