@@ -69,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws_max_size=1 << 20,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
     return 0
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Keepalive pings; a client that does not answer in time is dropped.
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+    # Job updates are a few hundred bytes: compressing them costs a zlib context
+    # per connection and CPU per message for little gain.
+    ws_per_message_deflate: bool = False
 
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod

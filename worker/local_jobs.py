@@ -15,42 +15,23 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from clients.runpod import RunPodStatus
 from clients.storage import StorageConfig
 from worker.pool import HandlerProcess
 
 logger = logging.getLogger(__name__)
 
 
-class JobStatus(StrEnum):
-    IN_QUEUE = "IN_QUEUE"
-    """Waiting for a free worker slot."""
-    IN_PROGRESS = "IN_PROGRESS"
-    """Its handler runs; `output` is the last progress payload."""
-    COMPLETED = "COMPLETED"
-    """The handler returned; `output` is what it returned."""
-    FAILED = "FAILED"
-    """The handler raised or its process died; `error` says why."""
-    CANCELLED = "CANCELLED"
-    """Cancelled through /cancel; a running handler's process was killed."""
-    TIMED_OUT = "TIMED_OUT"
-    """Ran longer than its execution timeout; its process was killed."""
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in {JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS}
-
-
 _NEXT = {
-    JobStatus.IN_QUEUE: {JobStatus.IN_PROGRESS, JobStatus.CANCELLED},
-    JobStatus.IN_PROGRESS: {
-        JobStatus.IN_PROGRESS,
-        JobStatus.COMPLETED,
-        JobStatus.FAILED,
-        JobStatus.CANCELLED,
-        JobStatus.TIMED_OUT,
+    RunPodStatus.IN_QUEUE: {RunPodStatus.IN_PROGRESS, RunPodStatus.CANCELLED},
+    RunPodStatus.IN_PROGRESS: {
+        RunPodStatus.IN_PROGRESS,
+        RunPodStatus.COMPLETED,
+        RunPodStatus.FAILED,
+        RunPodStatus.CANCELLED,
+        RunPodStatus.TIMED_OUT,
     },
 }
 
@@ -61,7 +42,7 @@ class LocalJob:
     input: Any
     webhook: str | None
     execution_timeout_s: float
-    status: JobStatus = JobStatus.IN_QUEUE
+    status: RunPodStatus = RunPodStatus.IN_QUEUE
     output: Any = None
     error: str | None = None
     submitted_at: float
@@ -143,8 +124,8 @@ class JobQueue:
         job = self._jobs.get(job_id)
         if job is None or job.status.is_terminal:
             return job
-        self._move(job_id, JobStatus.CANCELLED)
-        if job.status is JobStatus.IN_QUEUE:
+        self._move(job_id, RunPodStatus.CANCELLED)
+        if job.status is RunPodStatus.IN_QUEUE:
             if (task := self._tasks.get(job_id)) is not None:
                 task.cancel()
         elif (process := self._processes.get(job_id)) is not None:
@@ -158,8 +139,8 @@ class JobQueue:
             "jobs": {
                 "completed": self._completed,
                 "failed": self._failed,
-                "inProgress": statuses.count(JobStatus.IN_PROGRESS),
-                "inQueue": statuses.count(JobStatus.IN_QUEUE),
+                "inProgress": statuses.count(RunPodStatus.IN_PROGRESS),
+                "inQueue": statuses.count(RunPodStatus.IN_QUEUE),
                 "retried": 0,
             },
             "workers": {"idle": max(0, self.concurrency - running), "running": running},
@@ -176,14 +157,14 @@ class JobQueue:
 
     async def _run(self, job_id: str) -> None:
         async with self._slots:
-            if self._jobs[job_id].status is JobStatus.IN_QUEUE:
+            if self._jobs[job_id].status is RunPodStatus.IN_QUEUE:
                 await self._execute(job_id)
 
     async def _execute(self, job_id: str) -> None:
         job = self._jobs[job_id]
 
         def on_progress(payload: Any) -> None:
-            self._move(job_id, JobStatus.IN_PROGRESS, output=payload)
+            self._move(job_id, RunPodStatus.IN_PROGRESS, output=payload)
 
         process = HandlerProcess(
             handler=self._handler,
@@ -192,33 +173,33 @@ class JobQueue:
             on_progress=on_progress,
         )
         self._processes[job_id] = process
-        self._move(job_id, JobStatus.IN_PROGRESS, started_at=self._clock())
+        self._move(job_id, RunPodStatus.IN_PROGRESS, started_at=self._clock())
         try:
             result = await asyncio.wait_for(process.run(), timeout=job.execution_timeout_s)
         except TimeoutError:
             error = f"execution timeout of {job.execution_timeout_s:g}s exceeded"
-            self._move(job_id, JobStatus.TIMED_OUT, error=error)
+            self._move(job_id, RunPodStatus.TIMED_OUT, error=error)
         else:
             if result.error is None:
-                self._move(job_id, JobStatus.COMPLETED, output=result.output)
+                self._move(job_id, RunPodStatus.COMPLETED, output=result.output)
             else:
-                self._move(job_id, JobStatus.FAILED, error=result.error)
+                self._move(job_id, RunPodStatus.FAILED, error=result.error)
         finally:
             self._processes.pop(job_id, None)
 
-    def _move(self, job_id: str, status: JobStatus, **changes: Any) -> bool:
+    def _move(self, job_id: str, status: RunPodStatus, **changes: Any) -> bool:
         job = self._jobs.get(job_id)
         if job is None or status not in _NEXT.get(job.status, set()):
             return False
         if status.is_terminal:
             changes["finished_at"] = self._clock()
-            if status is not JobStatus.COMPLETED:
+            if status is not RunPodStatus.COMPLETED:
                 changes.setdefault("output", None)  # not the last progress payload
         updated = job.evolve(status=status, **changes)
         self._jobs[job_id] = updated
         if status.is_terminal:
-            self._completed += status is JobStatus.COMPLETED
-            self._failed += status in {JobStatus.FAILED, JobStatus.TIMED_OUT}
+            self._completed += status is RunPodStatus.COMPLETED
+            self._failed += status in {RunPodStatus.FAILED, RunPodStatus.TIMED_OUT}
             self._finished.append(job_id)
             logger.info(
                 "job finished",

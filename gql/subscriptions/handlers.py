@@ -28,12 +28,23 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 
 from gql.context import Context
 from gql.subscriptions.hub import SubscriptionHub
-from gql.subscriptions.operations import shared_operation
+from gql.subscriptions.operations import SharedOperation, shared_operation
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
 
 
 class HubView(Protocol):
     hub: SubscriptionHub
+
+
+def _shareable(context: Context, payload: object) -> SharedOperation | None:
+    if not isinstance(payload, dict):
+        return None
+    return shared_operation(
+        context.user_id,
+        payload.get("query"),
+        payload.get("variables"),
+        payload.get("operationName"),
+    )
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -48,16 +59,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         op_id, payload = message["id"], message["payload"]
-        operation = (
-            shared_operation(
-                self.context.user_id,
-                payload.get("query"),
-                payload.get("variables"),
-                payload.get("operationName"),
-            )
-            if self.connection_acknowledged and isinstance(payload, dict)
-            else None
-        )
+        operation = _shareable(self.context, payload) if self.connection_acknowledged else None
         if operation is None:
             if op_id in self.shared:
                 await self.websocket.close(4409, f"Subscriber for {op_id} already exists")
@@ -126,16 +128,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def handle_start(self, message: StartMessage) -> None:
         op_id, payload = message["id"], message["payload"]
-        operation = (
-            shared_operation(
-                self.context.user_id,
-                payload.get("query"),
-                payload.get("variables"),
-                payload.get("operationName"),
-            )
-            if self.connection_acknowledged and isinstance(payload, dict)
-            else None
-        )
+        operation = _shareable(self.context, payload) if self.connection_acknowledged else None
         # The protocol lets a start reuse an id: it replaces that operation.
         self._leave(op_id)
         if operation is None:
