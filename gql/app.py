@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from clients.runpod import RunPodClient, make_http_client
 from clients.storage import open_storage
@@ -19,7 +20,7 @@ from gql.assets import AssetRepository
 from gql.auth import Authenticator
 from gql.context import Services
 from gql.db import Database
-from gql.graphql_router import ExportGraphQLRouter
+from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
 from gql.jobs.broker import JobBroker
 from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
@@ -120,10 +121,11 @@ def create_app(settings: Settings) -> FastAPI:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_query_tokens,
     )
-    graphql = ExportGraphQLRouter(
+    graphql = GraphQLEndpoint(
         schema, connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s)
     )
     app.state.subscription_hub = graphql.hub
-    app.include_router(graphql, prefix="/graphql")
+    app.router.routes.append(Route("/graphql", graphql, methods=["GET", "POST"]))
+    app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
     app.include_router(http_routes)
     return app

@@ -31,7 +31,8 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
 
     def __init__(self, view: Any, request: Any, response: Any) -> None:
         super().__init__(view, request, response)
-        self._frames: deque[str] = deque()
+        # Made on first use: an idle connection (the common case) holds no queue.
+        self._frames: deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         # Set by the protocol handler: releases the connection's subscriptions.
@@ -39,18 +40,20 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
 
     @property
     def queued(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames else 0
 
     def send_frame(self, frame: str) -> None:
         """Queue an encoded message; returns at once."""
         if self._closing:
             return
-        if len(self._frames) >= self.max_queued_frames:
+        if self._frames is None:
+            self._frames = deque()
+        elif len(self._frames) >= self.max_queued_frames:
             self._abandon("Too many unsent messages")
             return
         self._frames.append(frame)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
+            self._writer = asyncio.create_task(self._write(self._frames))
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         encoded = self.view.encode_json(message)
@@ -64,10 +67,10 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         self._closing = True
         await self._close_socket(code, reason)
 
-    async def _write(self) -> None:
+    async def _write(self, frames: deque[str]) -> None:
         try:
-            while self._frames:
-                frame = self._frames.popleft()
+            while frames:
+                frame = frames.popleft()
                 async with asyncio.timeout(self.send_timeout_s):
                     await self.ws.send_text(frame)
         except TimeoutError:
@@ -75,16 +78,18 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
             self._abandon("Client is not reading")
         except Exception:
             self._closing = True
-            self._frames.clear()
+            frames.clear()
         finally:
             self._writer = None
+            if not frames and self._frames is frames:
+                self._frames = None
 
     def _abandon(self, reason: str) -> None:
         """Drop a client that cannot keep up: free its queue and close it."""
         if self._closing:
             return
         self._closing = True
-        self._frames.clear()
+        self._frames = None
         if self._writer is not None:
             self._writer.cancel()
             self._writer = None

@@ -44,6 +44,9 @@ class RunningApp:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=1,
+            ws_ping_interval=self.settings.ws_ping_interval_s,
+            ws_ping_timeout=self.settings.ws_ping_timeout_s,
+            ws_per_message_deflate=self.settings.ws_per_message_deflate,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
