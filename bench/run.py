@@ -1,0 +1,189 @@
+"""The API's subscription, fan-out and start-mutation benchmarks, each beside a baseline.
+
+    python bench/run.py [--quick] [--json] [--only NAME [--only NAME ...]]
+
+Every bench runs the real API (`python -m gql.cli serve`: uvicorn, production
+settings, SQLite in a fresh DATA_DIR, RUNPOD_ENDPOINT_URL on the RunPod fake of
+tests/servers, webhooks through PUBLIC_URL) and the fake as their own
+processes, and drives them from two load-generator processes (asyncio,
+graphql-transport-ws over plain websockets, one subscription per connection):
+
+- polls:     RunPod /status calls per unfinished job per poll interval with
+             N = 1, 100, 1 000, 10 000 subscriptions to the job; baseline: N
+             watchers polling a REST route that asks RunPod each time.
+- push:      change -> subscriber latency (p50/p99), by polling and after a
+             webhook, N = 1, 1 000, 10 000 subscribers over 10 jobs.
+- rss:       server RSS growth per idle subscription, up to 10 000.
+- fanout:    messages/s delivered to N sockets, closed loop on job updates,
+             over a minimal `websockets` broadcast server's rate.
+- mutations: start-export mutations/s (and p50/p99) with 1, 10, 100 clients,
+             over a minimal FastAPI REST route doing the same work.
+- cpu:       server CPU ms per 1 000 subscriber updates, N subscribers, one
+             update per job per second; beside the raw broadcast server's.
+
+`--quick` runs small sizes (largest N 1 000) in about a minute; the full run
+takes several minutes. Prints one JSON object: the headline figures (at the
+largest N run), `details` per bench, `goals`, `machine`, `commit`, `quick` and
+`date`. Progress goes to stderr unless --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu")
+HEADLINES = {
+    "polls": ["polls_per_job_interval"],
+    "push": ["push_p50_ms", "push_p99_ms", "push_p50_ms_webhook", "push_p99_ms_webhook"],
+    "rss": ["rss_kb_per_subscription"],
+    "fanout": ["fanout_ratio_vs_raw_ws"],
+    "mutations": ["mutation_ratio_vs_rest"],
+    "cpu": ["cpu_ms_per_1k_updates"],
+}
+# (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
+GOALS = [
+    ("polls_per_job_interval", "<=", 1.0),
+    ("push_p50_ms", "<=", 510.0),
+    ("push_p99_ms_webhook", "<=", 100.0),
+    ("rss_kb_per_subscription", "<=", 30.0),
+    ("fanout_ratio_vs_raw_ws", ">=", 0.5),
+    ("mutation_ratio_vs_rest", ">=", 0.5),
+    ("cpu_ms_per_1k_updates", "<=", 146.0),
+]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _goals(report: dict[str, Any]) -> dict[str, Any]:
+    goals = {}
+    for key, comparison, target in GOALS:
+        if key not in report:
+            continue
+        value = report[key]
+        met = None
+        if isinstance(value, int | float):
+            met = value <= target if comparison == "<=" else value >= target
+        goals[key] = {"goal": f"{comparison} {target:g}", "value": value, "met": met}
+    return goals
+
+
+def _commit() -> str | None:
+    """The checkout measured: HEAD, with `+dirty` when the server's code has local changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--", "gql", "clients", "worker"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if changes else head
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--json", action="store_true", help="print the JSON only")
+    parser.add_argument("--only", action="append", choices=BENCHES, metavar="NAME")
+    args = parser.parse_args()
+    selected = [name for name in BENCHES if not args.only or name in args.only]
+
+    from bench import broadcast, mutations, polls, push, rss
+    from bench.harness import Context, machine, raise_nofile
+
+    # Ctrl-C and SIGTERM unwind the bench, which cleans up on the way out (even when
+    # started with SIGINT ignored, as background jobs of a script are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    raise_nofile()
+
+    def say(text: str) -> None:
+        if not args.json:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    report: dict[str, Any] = {key: None for name in selected for key in HEADLINES[name]}
+    details: dict[str, Any] = {}
+    commit = _commit()
+    # Other work on the machine skews every figure: the load before and after shows it.
+    load_before = [round(load, 2) for load in os.getloadavg()]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="export-gql-bench-") as workdir:
+        context = Context(quick=args.quick, workdir=Path(workdir), say=say)
+        runs: list[tuple[str, Any]] = [
+            (name, module.run)
+            for name, module in (("polls", polls), ("push", push), ("rss", rss))
+            if name in selected
+        ]
+        if "fanout" in selected or "cpu" in selected:
+            wanted: set[str] = {name for name in ("fanout", "cpu") if name in selected}
+            runs.append(("+".join(sorted(wanted)), lambda c: broadcast.run(c, wanted)))
+        if "mutations" in selected:
+            runs.append(("mutations", mutations.run))
+        for name, bench in runs:
+            say(f"{name}: starting")
+            began = time.monotonic()
+            try:
+                result = bench(context)
+            except Exception as error:
+                say(f"{name}: failed: {error!r}")
+                for part in name.split("+"):
+                    details[part] = {
+                        "error": f"{type(error).__name__}: {error}",
+                        "traceback": traceback.format_exc().splitlines()[-8:],
+                        "elapsed_s": round(time.monotonic() - began, 1),
+                    }
+                continue
+            report.update(result["headline"])
+            for key, value in result["details"].items():
+                details[key] = value
+                details[key]["elapsed_s"] = round(time.monotonic() - began, 1)
+            say(f"{name}: {json.dumps(result['headline'])}")
+    report["details"] = details
+    report["goals"] = _goals(report)
+    report["machine"] = machine() | {
+        "load_average_before": load_before,
+        "load_average_after": [round(load, 2) for load in os.getloadavg()],
+    }
+    report["commit"] = commit
+    report["quick"] = args.quick
+    report["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Every process and the scratch folder were cleaned up on the way out.
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
