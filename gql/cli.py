@@ -57,12 +57,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gql.app import create_app
     from gql.logs import configure_logging
+    from gql.runtime import tune_garbage_collector
 
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
     settings = Settings(**overrides)
     configure_logging()
+    app = create_app(settings)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

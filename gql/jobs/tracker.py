@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 SUBMIT_BACKOFF_MAX_S = 60.0
 POLL_BACKOFF_MAX_S = 30.0
+RESUME_SPREAD_S = 2.0
 JOB_UNKNOWN_TO_ENDPOINT = (
     "The endpoint no longer knows this job (it expired, was purged or its worker restarted); "
     "retry the export"
@@ -74,8 +75,9 @@ class JobTracker:
         self._started = True
         jobs = await self._repo.jobs_to_follow()
         for job in jobs:
-            # Spread resumed polls over one interval instead of a burst.
-            self.follow(job, delay=random.uniform(0, self._interval))
+            # Soon (the job may have moved on while we were down), but spread out
+            # rather than in one burst.
+            self.follow(job, delay=random.uniform(0, min(self._interval, RESUME_SPREAD_S)))
         logger.info("tracker started", extra={"action": "tracker_start", "jobs": len(jobs)})
 
     async def stop(self) -> None:

@@ -2,8 +2,8 @@
 
 Frames go into a bounded per-connection queue drained by a short-lived writer
 task, so one slow or stalled client cannot hold up a broadcast to thousands of
-others. A client that stops reading is closed once its queue is full or a
-single send has waited too long, which keeps the server's memory bounded.
+others. A client that stops reading is given up once its queue is full, which keeps
+the server's memory bounded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 from strawberry.asgi import ASGIWebSocketAdapter
@@ -20,14 +20,12 @@ from strawberry.asgi import ASGIWebSocketAdapter
 logger = logging.getLogger(__name__)
 
 MAX_QUEUED_FRAMES = 512
-SEND_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 5.0
 SLOW_CONSUMER_CODE = 1008  # policy violation
 
 
 class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
     max_queued_frames = MAX_QUEUED_FRAMES
-    send_timeout_s = SEND_TIMEOUT_S
 
     def __init__(self, view: Any, request: Any, response: Any) -> None:
         super().__init__(view, request, response)
@@ -43,17 +41,30 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         return len(self._frames) if self._frames else 0
 
     def send_frame(self, frame: str) -> None:
-        """Queue an encoded message; returns at once."""
+        """Send an encoded message, or queue it behind earlier ones; returns at once."""
         if self._closing:
             return
-        if self._frames is None:
+        if self._writer is None:
+            # Idle connection: start the send right here. It nearly always
+            # completes without waiting, which saves a task per message.
+            send = self.ws.send_text(frame)
+            try:
+                waiting_on = send.send(None)
+            except StopIteration:
+                return
+            except Exception:
+                self._gone()
+                return
             self._frames = deque()
-        elif len(self._frames) >= self.max_queued_frames:
+            self._writer = asyncio.create_task(
+                self._write(self._frames, _Resumed(send, waiting_on))
+            )
+            return
+        assert self._frames is not None
+        if len(self._frames) >= self.max_queued_frames:
             self._abandon("Too many unsent messages")
             return
         self._frames.append(frame)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write(self._frames))
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         encoded = self.view.encode_json(message)
@@ -67,22 +78,24 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         self._closing = True
         await self._close_socket(code, reason)
 
-    async def _write(self, frames: deque[str]) -> None:
+    async def _write(self, frames: deque[str], started: _Resumed) -> None:
         try:
+            await started
             while frames:
-                frame = frames.popleft()
-                async with asyncio.timeout(self.send_timeout_s):
-                    await self.ws.send_text(frame)
-        except TimeoutError:
-            self._writer = None
-            self._abandon("Client is not reading")
+                # No timeout here (a timer per frame costs more than the send): a
+                # blocked send lets the queue fill up, which gives the client up.
+                await self.ws.send_text(frames.popleft())
         except Exception:
-            self._closing = True
-            frames.clear()
+            self._gone()
         finally:
             self._writer = None
-            if not frames and self._frames is frames:
+            if self._frames is frames:
                 self._frames = None
+
+    def _gone(self) -> None:
+        """The peer went away mid-send: nothing more can reach it."""
+        self._closing = True
+        self._frames = None
 
     def _abandon(self, reason: str) -> None:
         """Drop a client that cannot keep up: free its queue and close it."""
@@ -109,3 +122,36 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
 
 # Keeps fire-and-forget close tasks referenced until they finish.
 _background: set[asyncio.Task[None]] = set()
+
+
+class _Resumed:
+    """Finishes, inside a task, a coroutine that was started outside one.
+
+    `send_frame` runs a send's first step itself; when that step has to wait
+    (the socket's buffer is full) it yields the future it waits on. Awaiting this
+    object hands that future to the running task and resumes the coroutine when
+    it is done, exactly as if the task had run it from the start (what Python
+    3.12's eager tasks do).
+    """
+
+    __slots__ = ("_coroutine", "_waiting_on")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, None, None]:
+        waiting_on = self._waiting_on
+        while True:
+            try:
+                yield waiting_on
+            except BaseException as error:  # cancellation included: pass it on
+                try:
+                    waiting_on = self._coroutine.throw(error)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting_on = self._coroutine.send(None)
+            except StopIteration:
+                return

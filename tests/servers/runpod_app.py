@@ -15,7 +15,7 @@ from typing import Annotated, Any, cast, get_args
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clients.storage import StorageConfig, open_storage
 from tests.servers.runpod_models import (
@@ -200,6 +200,9 @@ class _FaultLayer:
         kind = self.endpoint.down or (fault.kind if fault else None)
         if kind == "delay" and fault is not None:
             await asyncio.sleep(fault.delay)
+        elif kind == "late" and fault is not None:
+            await self.app(scope, receive, _answering_after(fault.delay, send))
+            return
         elif kind == "drop":
             await _drop_connection(send)
             return
@@ -211,6 +214,15 @@ class _FaultLayer:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _answering_after(delay: float, send: Send) -> Send:
+    async def late_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(delay)
+        await send(message)
+
+    return late_send
 
 
 async def _drop_connection(send: Send) -> None:

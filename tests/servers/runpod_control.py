@@ -159,10 +159,14 @@ class RunPodControl:
         route: Route | None = None,
         retry_after: int | None = 1,
         delay: float = 0.0,
+        every: int = 1,
     ) -> None:
-        """Answer the next `count` requests (to `route`, or any) with `kind`: 429, 500 or
-        503, `delay` (sleep, then answer) or `drop` (close the connection mid-answer)."""
-        fault = Fault(kind=kind, count=count, route=route, retry_after=retry_after, delay=delay)
+        """Answer the next `count` requests (to `route`, or any; only every `every`-th
+        one) with `kind`: 429, 500 or 503, `delay` (sleep, then handle), `late` (handle,
+        then sleep before answering) or `drop` (close the connection mid-answer)."""
+        fault = Fault(
+            kind=kind, count=count, route=route, retry_after=retry_after, delay=delay, every=every
+        )
         self._call("POST", "/faults", json=fault.model_dump())
 
     def faults(self) -> list[Fault]:

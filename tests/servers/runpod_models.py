@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Route = Literal["run", "status", "cancel", "health", "purge-queue"]
-FaultKind = Literal["429", "500", "503", "delay", "drop"]
+FaultKind = Literal["429", "500", "503", "delay", "late", "drop"]
 DownMode = Literal["503", "drop"]
 Outcome = Literal["COMPLETED", "FAILED", "TIMED_OUT"]
 
@@ -47,7 +47,12 @@ class Fault(BaseModel):
     retry_after: int | None = 1
     """Retry-After header (seconds) sent with 429 and 503; none when None."""
     delay: float = Field(default=0.0, ge=0)
-    """For `delay`: seconds to sleep before answering normally."""
+    """For `delay`: seconds to sleep before handling the request; for `late`: after
+    handling it, before answering (the request takes effect, its answer comes late)."""
+    every: int = Field(default=1, ge=1)
+    """Hit only every n-th matching request (2: half of them); the others pass."""
+    seen: int = 0
+    """Matching requests so far (server-side bookkeeping)."""
 
 
 class JobPatch(BaseModel):

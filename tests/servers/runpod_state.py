@@ -192,6 +192,9 @@ class FakeEndpoint:
         """The first queued fault for this route, used up by one request."""
         for fault in self.faults:
             if fault.route in (None, route):
+                fault.seen += 1
+                if fault.seen % fault.every:
+                    continue
                 fault.count -= 1
                 if fault.count == 0:
                     self.faults.remove(fault)
