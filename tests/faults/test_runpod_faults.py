@@ -85,6 +85,7 @@ async def test_an_outage_loses_nothing_duplicates_nothing_and_is_not_hammered(
     )
     await client.aclose()
 
+    print(f"RunPod requests/s: {normal_rate:.0f} normally, {outage_rate:.0f} while down")
     assert slowest < MUTATION_BUDGET_S
     assert outage_rate <= 2 * normal_rate, (outage_rate, normal_rate)
     assert runs_per_job(control) == Counter({job: 1 for job in in_flight + during})
