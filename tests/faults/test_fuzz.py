@@ -64,6 +64,7 @@ def job_rows(server: ApiProcess) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
+@pytest.mark.timeout(600)
 async def test_generated_operations_never_fail_badly(
     server: ApiProcess, http: httpx.Client, job_rows: sqlite3.Connection
 ) -> None:
