@@ -11,6 +11,7 @@ Exceptions::
 Transient failures are retried inside the client with stamina: exponential backoff
 with jitter, bounded by a number of attempts and a total time. A `Retry-After`
 header on a 429 or 503 replaces the computed wait (capped at `wait_max`).
+`on_unavailable` hears of every failed attempt at once, retried or not.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -153,8 +154,10 @@ class RunPodClient:
         retry_timeout: float = 15.0,
         wait_initial: float = 0.2,
         wait_max: float = 3.0,
+        on_unavailable: Callable[[], None] | None = None,
     ) -> None:
         self._http = http
+        self._on_unavailable = on_unavailable
         self._base_url = endpoint_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wait_max = wait_max
@@ -206,6 +209,8 @@ class RunPodClient:
                     try:
                         return await self._send(method, path, runpod_id, body)
                     except RunPodUnavailable as error:
+                        if self._on_unavailable is not None:
+                            self._on_unavailable()
                         logger.warning(
                             "RunPod request failed",
                             extra={**extra, "attempt": attempt.num, "reason": str(error)},

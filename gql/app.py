@@ -22,10 +22,12 @@ from gql.context import Services
 from gql.db import Database
 from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
 from gql.jobs.broker import JobBroker
+from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
 from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
 from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
+from gql.json_body import JsonBodyGuard
 from gql.local_worker import EmbeddedWorker
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
@@ -53,8 +55,16 @@ def create_app(settings: Settings) -> FastAPI:
             )
         else:
             endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
+        # Shared by the client (every failed attempt) and the tracker (every request).
+        circuit = EndpointCircuit(base_s=settings.poll_interval_s, cap_s=CIRCUIT_MAX_S)
         runpod = (
-            RunPodClient(http, endpoint_url, api_key, attempts=settings.runpod_retry_attempts)
+            RunPodClient(
+                http,
+                endpoint_url,
+                api_key,
+                attempts=settings.runpod_retry_attempts,
+                on_unavailable=circuit.trip,
+            )
             if endpoint_url
             else None
         )
@@ -80,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
             poll_interval_s=settings.poll_interval_s,
             webhook_base_url=settings.webhook_base_url,
             max_concurrency=settings.runpod_max_concurrency,
+            circuit=circuit,
         )
         app.state.services = Services(
             jobs=JobService(
@@ -125,7 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         schema, connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s)
     )
     app.state.subscription_hub = graphql.hub
-    app.router.routes.append(Route("/graphql", graphql, methods=["GET", "POST"]))
+    app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
     app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
     app.include_router(http_routes)
     return app

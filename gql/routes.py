@@ -28,15 +28,18 @@ HEALTH_CHECK_TIMEOUT_S = 3.0
 async def runpod_webhook(
     request: Request, job: str = Query(max_length=64), token: str = Query(max_length=128)
 ) -> dict[str, bool]:
-    """RunPod's completion callback. The body is not trusted: it only triggers a poll."""
+    """RunPod's completion callback; the tracker decides what it means."""
     repo: JobRepository = request.app.state.job_repository
     tracker: JobTracker = request.app.state.tracker
     stored = await repo.get(job)
     if stored is None or not hmac.compare_digest(stored.webhook_token, token):
         logger.warning("webhook rejected", extra={"action": "webhook_rejected", "job": job})
         raise HTTPException(status_code=401, detail="Invalid webhook token")
-    if not tracker.wake(stored.id):
-        tracker.follow(stored)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    tracker.webhook(stored, body if isinstance(body, dict) else {})
     return {"ok": True}
 
 

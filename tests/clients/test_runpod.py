@@ -285,6 +285,28 @@ async def test_persistent_503_raises_unavailable_after_the_configured_attempts(
     assert {getattr(r, "action", None) for r in ours} == {"health"}
 
 
+async def test_on_unavailable_hears_of_every_failed_attempt_and_nothing_else(
+    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+) -> None:
+    failed: list[int] = []
+    client = RunPodClient(
+        http,
+        runpod_server.url,
+        attempts=ATTEMPTS,
+        wait_initial=0.01,
+        wait_max=0.05,
+        on_unavailable=lambda: failed.append(len(failed) + 1),
+    )
+    runpod_server.control.inject("503", count=2, route="run")
+    job = await client.run({"kind": "overlay"})
+    assert failed == [1, 2]
+
+    with pytest.raises(RunPodJobNotFound):
+        await client.status("no-such-job")
+    await client.status(job.id)
+    assert failed == [1, 2]
+
+
 async def test_retries_stop_at_the_retry_timeout(
     http: httpx.AsyncClient, runpod_server: RunningRunPodServer
 ) -> None:

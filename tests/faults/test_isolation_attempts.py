@@ -1,4 +1,9 @@
-"""A thousand attempts by one user at another user's jobs: not one succeeds."""
+"""A thousand attempts by one user at another user's jobs: not one succeeds.
+
+Each attempt is checked for the exact answer a stranger gets: the job is not
+found, the list is empty, the mutation answers JOB_NOT_FOUND, the subscription
+ends in a JOB_NOT_FOUND error; and nothing about the victim's jobs changes.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pytest
 
 from tests.api.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
 from tests.api.test_tracking import start_overlay
-from tests.faults.conftest import StartServer
+from tests.faults.conftest import StartServer, wait_for_status
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, SubscriptionError
@@ -22,6 +27,17 @@ pytestmark = pytest.mark.faults
 
 ATTEMPTS = 1000
 VICTIM_JOBS = 5
+BATCH = 50
+NOT_FOUND = {"field": ["id"], "message": "No such export job.", "code": "JOB_NOT_FOUND"}
+EMPTY_PAGE = {
+    "edges": [],
+    "pageInfo": {
+        "hasNextPage": False,
+        "hasPreviousPage": False,
+        "startCursor": None,
+        "endCursor": None,
+    },
+}
 
 
 async def test_another_users_jobs_stay_out_of_reach(
@@ -33,51 +49,67 @@ async def test_another_users_jobs_stay_out_of_reach(
     assets = await seed_assets(server.settings, "alice")
     job_ids = [await start_overlay(alice, assets.project_id) for _ in range(VICTIM_JOBS)]
     await eventually(lambda: len(control.runs()) == VICTIM_JOBS)
-    # One of them failed, so that retrying it would be allowed for its owner.
-    control.fail(control.runs()[0].id, "boom")
-    mallory_sockets = [
+    runpod_ids = {str(run.input["job_id"]): run.id for run in control.runs()}
+    # The failed one is retryable and the others cancellable, by their owner.
+    control.fail(runpod_ids[job_ids[0]], "boom")
+    await wait_for_status(alice, job_ids[0], "ERROR")
+    for job_id in job_ids[1:]:
+        await wait_for_status(alice, job_id, "QUEUED")
+    sockets = [
         await GraphQLWebSocket.connect(server.ws_url, protocol, {"token": token_for("mallory")})
         for protocol in PROTOCOLS
     ]
-    watch_all = [asyncio.create_task(_first(s.subscribe(WATCH_JOBS))) for s in mallory_sockets]
-    successes: list[str] = []
+    watch_all = [asyncio.create_task(_first(s.subscribe(WATCH_JOBS))) for s in sockets]
 
-    async def attempt(number: int, job_id: str) -> None:
-        kind = number % 5
+    async def attempt(number: int, job_id: str) -> Any:
+        kind = number % 6
         if kind == 0:
-            if (await mallory.execute(GET_JOB, {"id": job_id}))["exportJob"] is not None:
-                successes.append(f"read {job_id}")
-        elif kind == 1:
-            if (await mallory.execute(LIST_JOBS, {"first": 100}))["exportJobs"]["edges"]:
-                successes.append("list")
-        elif kind in (2, 3):
-            mutation, field = (CANCEL, "cancelExport") if kind == 2 else (RETRY, "retryExport")
-            payload = (await mallory.execute(mutation, {"id": job_id}))[field]
-            codes = [error["code"] for error in payload["userErrors"]]
-            if payload["job"] is not None or codes != ["JOB_NOT_FOUND"]:
-                successes.append(f"{field} {job_id}")
-        else:
-            socket = mallory_sockets[number % len(mallory_sockets)]
-            try:
-                await anext(socket.subscribe(WATCH_JOB, {"id": job_id}))
-                successes.append(f"subscribe {job_id}")
-            except SubscriptionError:
-                pass
+            return (await mallory.execute(GET_JOB, {"id": job_id}))["exportJob"]
+        if kind == 1:
+            return (await mallory.execute(LIST_JOBS, {"first": 100}))["exportJobs"]
+        if kind == 2:
+            project = {"filter": {"projectId": assets.project_id}, "first": 100}
+            return (await mallory.execute(LIST_JOBS, project))["exportJobs"]
+        if kind == 3:
+            return (await mallory.execute(CANCEL, {"id": job_id}))["cancelExport"]
+        if kind == 4:
+            return (await mallory.execute(RETRY, {"id": job_id}))["retryExport"]
+        socket = sockets[number % len(sockets)]
+        try:
+            return await anext(socket.subscribe(WATCH_JOB, {"id": job_id}))
+        except SubscriptionError as error:
+            return [(item["message"], item["extensions"]["code"]) for item in error.payload]
 
+    expected = {
+        0: None,
+        1: EMPTY_PAGE,
+        2: EMPTY_PAGE,
+        3: {"job": None, "userErrors": [NOT_FOUND]},
+        4: {"job": None, "userErrors": [NOT_FOUND]},
+        5: [("No such export job.", "JOB_NOT_FOUND")],
+    }
     numbered = list(zip(range(ATTEMPTS), itertools.cycle(job_ids), strict=False))
-    for start in range(0, ATTEMPTS, 50):
-        batch = numbered[start : start + 50]
-        await asyncio.gather(*(attempt(number, job_id) for number, job_id in batch))
-    # Alice's jobs changed meanwhile (one failed): none of it reached mallory's watchers.
-    await asyncio.sleep(0.5)
+    answers: list[Any] = []
+    for start in range(0, ATTEMPTS, BATCH):
+        batch = numbered[start : start + BATCH]
+        answers += await asyncio.gather(*(attempt(number, job_id) for number, job_id in batch))
+    # One of alice's jobs changes meanwhile: none of it reaches mallory's watchers.
+    control.progress(runpod_ids[job_ids[1]], 50, "encoding")
+    await wait_for_status(alice, job_ids[1], "PROCESSING")
+    await asyncio.sleep(0.3)
 
-    assert successes == []
-    assert not any(task.done() for task in watch_all)
-    assert [run.input["job_id"] for run in control.runs()] == job_ids  # nothing retried
-    assert all(control.job(run.id).status != "CANCELLED" for run in control.runs())
+    wrong = [(n, answer) for n, answer in enumerate(answers) if answer != expected[n % 6]]
+    assert wrong == []
+    assert len(answers) == ATTEMPTS
+    assert [task.done() for task in watch_all] == [False, False]
+    assert sorted(str(run.input["job_id"]) for run in control.runs()) == sorted(job_ids)
+    assert {job.status for job in control.jobs()} == {"FAILED", "IN_QUEUE", "IN_PROGRESS"}
+    assert sum(control.counts().job(run_id, "cancel") for run_id in runpod_ids.values()) == 0
+    mine = (await alice.execute(LIST_JOBS, {"first": 100}))["exportJobs"]["edges"]
+    assert sorted(edge["node"]["id"] for edge in mine) == sorted(job_ids)
     for task in watch_all:
         task.cancel()
-    for socket in mallory_sockets:
+    for socket in sockets:
         await socket.close()
     await alice.aclose()
     await mallory.aclose()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.api.queries import START_OVERLAY, overlay_input
-from tests.faults.conftest import StartServer
+from tests.faults.conftest import StartServer, read_only
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets
 from tests.support.graphql import GraphQLHTTP
@@ -16,28 +16,38 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.faults
 
 CONCURRENT_STARTS = 200
+CLIENTS = 4
 
 
 async def test_concurrent_starts_all_land_without_lock_errors(
     start_server: StartServer, control: RunPodControl
 ) -> None:
     server = start_server()
+    assert server.settings.database_url.startswith("sqlite:///")
     assets = await seed_assets(server.settings, "local")
-    clients = [GraphQLHTTP(server.graphql_url) for _ in range(4)]
+    clients = [GraphQLHTTP(server.graphql_url) for _ in range(CLIENTS)]
 
-    async def start(number: int) -> dict[str, object]:
+    async def start(number: int) -> tuple[int, dict[str, object]]:
         client = clients[number % len(clients)]
         response = await client.post(START_OVERLAY, {"input": overlay_input(assets.project_id)})
-        assert response.status_code == 200, response.text
-        return dict(response.json())
+        return response.status_code, dict(response.json())
 
     answers = await asyncio.gather(*(start(n) for n in range(CONCURRENT_STARTS)))
     for client in clients:
         await client.aclose()
 
-    assert [answer.get("errors") for answer in answers] == [None] * CONCURRENT_STARTS
-    job_ids = {answer["data"]["startOverlayExport"]["job"]["id"] for answer in answers}  # type: ignore[index]
+    assert {code for code, _ in answers} == {200}
+    assert [body.get("errors") for _, body in answers] == [None] * CONCURRENT_STARTS
+    payloads = [body["data"]["startOverlayExport"] for _, body in answers]  # type: ignore[index]
+    assert [payload["userErrors"] for payload in payloads] == [[]] * CONCURRENT_STARTS
+    job_ids = {payload["job"]["id"] for payload in payloads}
     assert len(job_ids) == CONCURRENT_STARTS
+    rows = read_only(server)
+    stored = {job_id for (job_id,) in rows.execute("SELECT id FROM export_jobs")}
+    rows.close()
+    assert stored == job_ids
     await eventually(lambda: len(control.runs()) == CONCURRENT_STARTS, timeout=60)
-    assert {run.input["job_id"] for run in control.runs()} == job_ids
-    assert "database is locked" not in server.log()
+    assert sorted(str(run.input["job_id"]) for run in control.runs()) == sorted(job_ids)
+    log = server.log()
+    assert "database is locked" not in log
+    assert "Traceback" not in log

@@ -124,8 +124,8 @@ class RunPodControl:
         self._call("POST", f"/jobs/{job_id}/forget")
 
     def fire_webhook(self, job_id: str, *, wait: bool = False) -> WebhookDelivery | None:
-        """POST the job's /status JSON to its webhook now; with `wait`, return the outcome
-        (do not wait when the receiver runs on the loop this call blocks)."""
+        """POST the job's webhook body (its /status JSON and input) now; with `wait`, return
+        the outcome (do not wait when the receiver runs on the loop this call blocks)."""
         data = self._call("POST", f"/jobs/{job_id}/webhook", params={"wait": wait})
         return None if data is None else WebhookDelivery.model_validate(data)
 

@@ -76,6 +76,7 @@ class JobView(BaseModel):
     webhook: str | None = None
     forgotten: bool = False
     status_json: dict[str, Any]
+    webhook_json: dict[str, Any]
 
 
 class RunRecord(BaseModel):
@@ -102,7 +103,7 @@ class RequestCounts(BaseModel):
 
 
 class WebhookDelivery(BaseModel):
-    """One POST of a job's final /status JSON to its webhook URL."""
+    """One POST of a job's final /status JSON (and its input) to its webhook URL."""
 
     job_id: str
     url: str

@@ -71,6 +71,10 @@ class FakeJob:
             body["error"] = self.error
         return body
 
+    def webhook_json(self) -> dict[str, Any]:
+        """The body of the webhook POST: like RunPod's, the `/status` JSON plus the input."""
+        return {**self.status_json(), "input": self.input}
+
     def view(self) -> JobView:
         return JobView(
             id=self.id,
@@ -81,6 +85,7 @@ class FakeJob:
             webhook=self.webhook,
             forgotten=self.forgotten,
             status_json=self.status_json(),
+            webhook_json=self.webhook_json(),
         )
 
 
@@ -232,7 +237,7 @@ class FakeEndpoint:
     def fire_webhook(self, job: FakeJob) -> asyncio.Task[WebhookDelivery] | None:
         if job.webhook is None:
             return None
-        task = asyncio.create_task(self._deliver(job.webhook, job.id, job.status_json()))
+        task = asyncio.create_task(self._deliver(job.webhook, job.id, job.webhook_json()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -150,7 +150,7 @@ async def test_cancel_stops_a_scripted_job(
     assert (await client.status(job.id)).status is RunPodStatus.CANCELLED
 
 
-async def test_terminal_state_set_by_control_posts_the_status_json_to_the_webhook(
+async def test_terminal_state_set_by_control_posts_the_status_json_and_input_to_the_webhook(
     http: httpx.AsyncClient, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
 ) -> None:
     client = RunPodClient(http, runpod_server.url)
@@ -162,7 +162,8 @@ async def test_terminal_state_set_by_control_posts_the_status_json_to_the_webhoo
     [body] = receiver.bodies
     assert RunPodJob.from_json(body).status is RunPodStatus.COMPLETED
     assert body["output"] == {"output_key": "k"}
-    assert body == runpod_server.control.job(job.id).status_json
+    assert body == runpod_server.control.job(job.id).webhook_json
+    assert body == {**runpod_server.control.job(job.id).status_json, "input": {"output_key": "k"}}
     [delivery] = runpod_server.control.webhook_deliveries()
     assert (delivery.job_id, delivery.status_code) == (job.id, 200)
 
@@ -192,7 +193,7 @@ async def test_webhooks_can_be_switched_off_and_fired_by_hand(
 
     assert delivery is not None
     assert delivery.status_code == 200
-    assert receiver.bodies == [control.job(job.id).status_json]
+    assert receiver.bodies == [control.job(job.id).webhook_json]
 
 
 async def test_purge_queue_removes_only_queued_jobs(
