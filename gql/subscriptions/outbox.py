@@ -36,10 +36,6 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         # Set by the protocol handler: releases the connection's subscriptions.
         self.on_abandon: Callable[[], None] | None = None
 
-    @property
-    def queued(self) -> int:
-        return len(self._frames) if self._frames else 0
-
     def send_frame(self, frame: str) -> None:
         """Send an encoded message, or queue it behind earlier ones; returns at once."""
         if self._closing:
