@@ -92,6 +92,7 @@ def _worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency or settings.local_worker_concurrency,
         api_key=settings.runpod_api_key,
         execution_timeout_s=settings.local_worker_timeout_s,
+        handler=settings.local_worker_handler,
     )
     return 0
 

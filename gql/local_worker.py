@@ -27,6 +27,7 @@ class EmbeddedWorker:
             concurrency=settings.local_worker_concurrency,
             api_key=self.api_key,
             execution_timeout_s=settings.local_worker_timeout_s,
+            handler=settings.local_worker_handler,
         )
 
     @property

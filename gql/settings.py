@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     local_worker: bool = True
     local_worker_concurrency: int | None = Field(default=None, ge=1)
     local_worker_timeout_s: float = Field(default=600.0, gt=0)
+    # The handler the local worker runs ("module:function", RunPod's `handler(job)` shape).
+    local_worker_handler: str = "worker.handler:handler"
 
     auth_jwt_secret: str | None = None
 

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.support.app_server import RunningApp, make_settings
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
 from tests.support.waiting import eventually
+from tests.worker.endpoint_handlers import HELD_EXPORTS_DIR
 from tests.worker.video_checks import Decoded, counter, decode, ellipse_mask, mad
 from worker.exports.caption import band_top
 
@@ -57,21 +58,39 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """720p, 5 s: an export of it runs long enough to be interrupted."""
-    return make_video(
-        tmp_path_factory.mktemp("media") / "long.mp4", width=1280, height=720, seconds=5.0
-    )
+class HeldExports:
+    """The embedded worker runs `held_export`: each export stops at its first
+    intermediate progress until released here, so a test sees that progress
+    whatever this machine's speed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def release(self, job_id: str) -> None:
+        (self.folder / job_id).touch()
 
 
 @pytest.fixture
-def start_local(tmp_path: Path) -> Iterator[StartLocal]:
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HeldExports:
+    folder = tmp_path / "released"
+    folder.mkdir()
+    # Read by the handler processes, which inherit this process's environment.
+    monkeypatch.setenv(HELD_EXPORTS_DIR, str(folder))
+    return HeldExports(folder)
+
+
+@pytest.fixture
+def start_local(tmp_path: Path, held: HeldExports) -> Iterator[StartLocal]:
     """Start the API with no RunPod endpoint: the embedded worker does the exports."""
     started: list[RunningApp] = []
 
     def start(**overrides: Any) -> RunningApp:
-        values = {"data_dir": tmp_path / "data", "local_worker_concurrency": 2, **overrides}
+        values = {
+            "data_dir": tmp_path / "data",
+            "local_worker_concurrency": 2,
+            "local_worker_handler": "tests.worker.endpoint_handlers:held_export",
+            **overrides,
+        }
         app = RunningApp(make_settings(**values)).start()
         started.append(app)
         return app
@@ -101,23 +120,34 @@ async def start_export(app: RunningApp, mutation: str, field: str, input: dict[s
     return str(payload["job"]["id"])
 
 
-async def watch(app: RunningApp, job_id: str) -> list[dict[str, Any]]:
-    """Every state the subscription delivers, up to the terminal one."""
+async def watch(app: RunningApp, held: HeldExports, job_id: str) -> list[dict[str, Any]]:
+    """Every state the subscription delivers, up to the terminal one; the job is
+    released once an intermediate progress has been delivered."""
+
+    async def updates() -> AsyncIterator[dict[str, Any]]:
+        async for update in socket.subscribe(WATCH_JOB, {"id": job_id}):
+            if 0 < update["exportJob"]["progress"] < 100:
+                held.release(job_id)
+            yield update
+
     socket = await GraphQLWebSocket.connect(app.ws_url)
     try:
-        updates = await collect(
-            socket.subscribe(WATCH_JOB, {"id": job_id}), timeout=EXPORT_TIMEOUT_S
-        )
+        delivered = await collect(updates(), timeout=EXPORT_TIMEOUT_S)
     finally:
         await socket.close()
-    return [update["exportJob"] for update in updates]
+    return [update["exportJob"] for update in delivered]
 
 
 async def run_to_completion(
-    app: RunningApp, mutation: str, field: str, input: dict[str, Any], tmp_path: Path
+    app: RunningApp,
+    held: HeldExports,
+    mutation: str,
+    field: str,
+    input: dict[str, Any],
+    tmp_path: Path,
 ) -> tuple[list[dict[str, Any]], Decoded]:
     job_id = await start_export(app, mutation, field, input)
-    updates = await watch(app, job_id)
+    updates = await watch(app, held, job_id)
     final = updates[-1]
     assert final["status"] == "COMPLETE", final
     assert final["progress"] == 100
@@ -180,13 +210,18 @@ async def seeded(app: RunningApp, video: Path) -> SeededAssets:
 
 
 async def test_framing_output_is_the_interpolated_crop_of_the_source(
-    start_local: StartLocal, storage_settings: dict[str, Any], clip: Path, tmp_path: Path
+    start_local: StartLocal,
+    held: HeldExports,
+    storage_settings: dict[str, Any],
+    clip: Path,
+    tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
     assets = await seeded(app, clip)
 
     _, out = await run_to_completion(
         app,
+        held,
         START_FRAMING,
         "startFramingExport",
         {"projectId": assets.project_id, **FRAMING},
@@ -208,13 +243,18 @@ async def test_framing_output_is_the_interpolated_crop_of_the_source(
 
 
 async def test_dark_overlay_darkens_outside_the_ellipse_during_its_region_only(
-    start_local: StartLocal, storage_settings: dict[str, Any], clip: Path, tmp_path: Path
+    start_local: StartLocal,
+    held: HeldExports,
+    storage_settings: dict[str, Any],
+    clip: Path,
+    tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
     assets = await seeded(app, clip)
 
     _, out = await run_to_completion(
         app,
+        held,
         START_OVERLAY,
         "startOverlayExport",
         overlay_input(assets.project_id, "DARK_OVERLAY"),
@@ -233,13 +273,14 @@ async def test_dark_overlay_darkens_outside_the_ellipse_during_its_region_only(
 
 
 async def test_brightness_boost_brightens_inside_the_ellipse_only(
-    start_local: StartLocal, clip: Path, tmp_path: Path
+    start_local: StartLocal, held: HeldExports, clip: Path, tmp_path: Path
 ) -> None:
     app = start_local()
     assets = await seeded(app, clip)
 
     _, out = await run_to_completion(
         app,
+        held,
         START_OVERLAY,
         "startOverlayExport",
         overlay_input(assets.project_id, "BRIGHTNESS_BOOST"),
@@ -257,7 +298,11 @@ async def test_brightness_boost_brightens_inside_the_ellipse_only(
 
 
 async def test_annotate_compiles_the_clips_with_captions_only_in_the_caption_band(
-    start_local: StartLocal, storage_settings: dict[str, Any], clip: Path, tmp_path: Path
+    start_local: StartLocal,
+    held: HeldExports,
+    storage_settings: dict[str, Any],
+    clip: Path,
+    tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
     assets = await seeded(app, clip)
@@ -268,6 +313,7 @@ async def test_annotate_compiles_the_clips_with_captions_only_in_the_caption_ban
 
     _, out = await run_to_completion(
         app,
+        held,
         START_ANNOTATE,
         "startAnnotateExport",
         {"gameId": assets.game_id, "clips": clips},
@@ -288,12 +334,17 @@ async def test_annotate_compiles_the_clips_with_captions_only_in_the_caption_ban
 
 
 async def test_overlay_runs_on_the_working_video_a_framing_export_produced(
-    start_local: StartLocal, storage_settings: dict[str, Any], clip: Path, tmp_path: Path
+    start_local: StartLocal,
+    held: HeldExports,
+    storage_settings: dict[str, Any],
+    clip: Path,
+    tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
     assets = await seeded(app, clip)
     _, framed = await run_to_completion(
         app,
+        held,
         START_FRAMING,
         "startFramingExport",
         {"projectId": assets.project_id, **FRAMING, "outputWidth": 240, "outputHeight": 136},
@@ -302,6 +353,7 @@ async def test_overlay_runs_on_the_working_video_a_framing_export_produced(
 
     _, final = await run_to_completion(
         app,
+        held,
         START_OVERLAY,
         "startOverlayExport",
         overlay_input(assets.project_id, "ORIGINAL"),
@@ -315,7 +367,7 @@ async def test_overlay_runs_on_the_working_video_a_framing_export_produced(
 
 
 async def test_bad_params_end_the_job_in_error_with_one_clear_line(
-    start_local: StartLocal, clip: Path
+    start_local: StartLocal, held: HeldExports, clip: Path
 ) -> None:
     app = start_local()
     assets = await seeded(app, clip)
@@ -325,14 +377,16 @@ async def test_bad_params_end_the_job_in_error_with_one_clear_line(
         app, START_ANNOTATE, "startAnnotateExport", {"gameId": assets.game_id, "clips": [late_clip]}
     )
 
-    final = (await watch(app, job_id))[-1]
+    final = (await watch(app, held, job_id))[-1]
     assert final["status"] == "ERROR"
     assert final["error"] == "clips[0].startTime is 5s, after the end of the video (2.000s)"
     assert final["downloadUrl"] is None
     assert not open_storage(app.settings.storage).exists(f"final_videos/annotate_{job_id}.mp4")
 
 
-async def test_an_unreadable_input_ends_the_job_in_error(start_local: StartLocal) -> None:
+async def test_an_unreadable_input_ends_the_job_in_error(
+    start_local: StartLocal, held: HeldExports
+) -> None:
     app = start_local()
     assets = await seed_assets(app.settings, "local", content=b"these bytes are not a video")
 
@@ -340,13 +394,14 @@ async def test_an_unreadable_input_ends_the_job_in_error(start_local: StartLocal
         app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
     )
 
-    final = (await watch(app, job_id))[-1]
+    final = (await watch(app, held, job_id))[-1]
     assert final["status"] == "ERROR"
     assert final["error"].startswith("The input video could not be read")
     assert "\n" not in final["error"]
 
 
 async def wait_until_processing(app: RunningApp, job_id: str) -> None:
+    """Until the job reports progress: it is then held, running, until released."""
     socket = await GraphQLWebSocket.connect(app.ws_url)
     try:
         async for update in socket.subscribe(WATCH_JOB, {"id": job_id}):
@@ -359,10 +414,10 @@ async def wait_until_processing(app: RunningApp, job_id: str) -> None:
 
 
 async def test_cancel_mid_job_stops_the_handler_and_leaves_no_output(
-    start_local: StartLocal, long_clip: Path
+    start_local: StartLocal, held: HeldExports, clip: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, long_clip)
+    assets = await seeded(app, clip)
     job_id = await start_export(
         app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
     )
@@ -373,7 +428,7 @@ async def test_cancel_mid_job_stops_the_handler_and_leaves_no_output(
     await client.aclose()
 
     assert payload["userErrors"] == []
-    final = (await watch(app, job_id))[-1]
+    final = (await watch(app, held, job_id))[-1]
     assert final["status"] == "CANCELLED"
     await eventually(lambda: not handler_processes())
     assert not open_storage(app.settings.storage).exists(f"working_videos/framing_{job_id}.mp4")
@@ -394,10 +449,10 @@ def handler_processes() -> list[int]:
 
 
 async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
-    start_local: StartLocal, long_clip: Path, clip: Path, tmp_path: Path
+    start_local: StartLocal, held: HeldExports, clip: Path, tmp_path: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, long_clip)
+    assets = await seeded(app, clip)
     job_id = await start_export(
         app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
     )
@@ -406,12 +461,13 @@ async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
     (pid,) = handler_processes()
     os.kill(pid, signal.SIGKILL)
 
-    final = (await watch(app, job_id))[-1]
+    final = (await watch(app, held, job_id))[-1]
     assert final["status"] == "ERROR"
     assert final["error"] == "worker process exited unexpectedly (killed by SIGKILL)"
     next_assets = await seeded(app, clip)
     await run_to_completion(
         app,
+        held,
         START_FRAMING,
         "startFramingExport",
         {"projectId": next_assets.project_id, **FRAMING},
@@ -420,10 +476,10 @@ async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
 
 
 async def test_jobs_beyond_the_worker_concurrency_wait_in_queue(
-    start_local: StartLocal, long_clip: Path
+    start_local: StartLocal, held: HeldExports, clip: Path
 ) -> None:
     app = start_local(local_worker_concurrency=2)
-    assets = await seeded(app, long_clip)
+    assets = await seeded(app, clip)
     job_ids = [
         await start_export(
             app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
@@ -436,7 +492,10 @@ async def test_jobs_beyond_the_worker_concurrency_wait_in_queue(
         page = (await client.execute(LIST_JOBS, {"first": 10}))["exportJobs"]
         return Counter(edge["node"]["status"] for edge in page["edges"])
 
+    # The two running exports are held part-way, so the other two must wait.
     await eventually(lambda: _is(statuses(), {"PROCESSING": 2, "QUEUED": 2}), timeout=30)
+    for job_id in job_ids:
+        held.release(job_id)
     await eventually(lambda: _is(statuses(), {"COMPLETE": 4}), timeout=EXPORT_TIMEOUT_S)
     await client.aclose()
 
