@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from tests.support.graphql import GraphQLHTTP
 
 pytest_plugins = ["tests.servers.fixtures"]
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# Several checkouts on one machine each set their own database, so their runs never meet.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _TABLES = "export_jobs, working_videos, projects, games, schema_migrations"
 
 
