@@ -11,7 +11,9 @@ Exceptions::
 Transient failures are retried inside the client with stamina: exponential backoff
 with jitter, bounded by a number of attempts and a total time. A `Retry-After`
 header on a 429 or 503 replaces the computed wait (capped at `wait_max`).
-`on_unavailable` hears of every failed attempt at once, retried or not.
+`on_unavailable` hears of every failed attempt at once, retried or not;
+`on_response` of every attempt: its action, outcome (ok, unavailable, not_found,
+rejected, invalid) and duration.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import functools
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -155,9 +158,11 @@ class RunPodClient:
         wait_initial: float = 0.2,
         wait_max: float = 3.0,
         on_unavailable: Callable[[], None] | None = None,
+        on_response: Callable[[str, str, float], None] | None = None,
     ) -> None:
         self._http = http
         self._on_unavailable = on_unavailable
+        self._on_response = on_response
         self._base_url = endpoint_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wait_max = wait_max
@@ -207,7 +212,7 @@ class RunPodClient:
             async for attempt in self._retrying():
                 with attempt:
                     try:
-                        return await self._send(method, path, runpod_id, body)
+                        return await self._attempt(method, path, action, runpod_id, body)
                     except RunPodUnavailable as error:
                         if self._on_unavailable is not None:
                             self._on_unavailable()
@@ -223,6 +228,27 @@ class RunPodClient:
             logger.error("RunPod rejected the request", extra={**extra, "reason": str(error)})
             raise
         raise AssertionError("stamina ends with a result or an exception")
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        runpod_id: str | None,
+        body: Mapping[str, Any] | None,
+    ) -> Any:
+        """One attempt, reported to `on_response` as (action, outcome, seconds)."""
+        if self._on_response is None:
+            return await self._send(method, path, runpod_id, body)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self._send(method, path, runpod_id, body)
+        except RunPodError as error:
+            outcome = _OUTCOMES.get(type(error), "invalid")
+            raise
+        finally:
+            self._on_response(action, outcome, time.perf_counter() - started)
 
     async def _send(
         self, method: str, path: str, runpod_id: str | None, body: Mapping[str, Any] | None
@@ -247,6 +273,13 @@ class RunPodClient:
             return response.json()
         except ValueError:
             raise RunPodError(f"{what}: answer is not JSON") from None
+
+
+_OUTCOMES: dict[type[RunPodError], str] = {
+    RunPodUnavailable: "unavailable",
+    RunPodJobNotFound: "not_found",
+    RunPodRejected: "rejected",
+}
 
 
 def _retry_after(response: httpx.Response, *, cap: float) -> float | None:

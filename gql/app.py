@@ -1,29 +1,38 @@
 """`create_app(settings)`: wiring and lifespan only.
 
-Everything long-lived (database, HTTP client, tracker) is made here when the
-app starts and closed here when it stops.
+Everything long-lived (database, HTTP client, change feed, tracker, coordinator)
+is made here when the app starts and closed here when it stops.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 from starlette.routing import Route
 
 from clients.runpod import RunPodClient, make_http_client
 from clients.storage import open_storage
+from gql import metrics
 from gql.assets import AssetRepository
 from gql.auth import Authenticator
+from gql.cluster.coordinator import Coordinator
+from gql.cluster.feed import ChangeFeed, LocalFeed
+from gql.cluster.pg_feed import PostgresFeed
+from gql.cluster.registry import ProcessRegistry, new_process_id
 from gql.context import Services
 from gql.db import Database
 from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
 from gql.jobs.broker import JobBroker
 from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
-from gql.jobs.repository import JobRepository
+from gql.jobs.repository import JobRepository, Lease
 from gql.jobs.service import JobService
 from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
@@ -32,8 +41,12 @@ from gql.local_worker import EmbeddedWorker
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
 from gql.settings import Settings
+from gql.subscriptions.hub import SubscriptionHub
 
 logger = logging.getLogger(__name__)
+
+# Resumed jobs are polled soon, but spread over this long (at most one interval).
+RESUME_SPREAD_S = 2.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -43,78 +56,45 @@ def create_app(settings: Settings) -> FastAPI:
         await database.connect()
         http = make_http_client()
         local_worker = EmbeddedWorker(settings) if settings.embeds_local_worker else None
-        endpoint_url: str | None
-        api_key: str | None
         if local_worker is not None:
             await local_worker.start()
-            endpoint_url, api_key = local_worker.url, local_worker.api_key
-            logger.info(
-                "no RUNPOD_ENDPOINT_URL set; exports run on the embedded local worker at %s",
-                endpoint_url,
-                extra={"action": "startup"},
-            )
-        else:
-            endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
-        # Shared by the client (every failed attempt) and the tracker (every request).
-        circuit = EndpointCircuit(base_s=settings.poll_interval_s, cap_s=CIRCUIT_MAX_S)
-        runpod = (
-            RunPodClient(
-                http,
-                endpoint_url,
-                api_key,
-                attempts=settings.runpod_retry_attempts,
-                on_unavailable=circuit.trip,
-            )
-            if endpoint_url
-            else None
-        )
-        if runpod is None:
-            logger.warning(
-                "no RunPod endpoint configured and LOCAL_WORKER=false; "
-                "start mutations will be refused",
-                extra={"action": "startup"},
-            )
+        runpod, circuit = _runpod_client(settings, http, local_worker)
         storage = open_storage(
             settings.storage,
             signing_key=settings.local_signing_key(),
             base_url=settings.base_url,
         )
-        repo = JobRepository(database)
-        assets = AssetRepository(database)
-        broker = JobBroker()
-        transitions = JobTransitions(repo, assets, broker)
-        tracker = JobTracker(
-            repo,
-            transitions,
-            runpod,
-            poll_interval_s=settings.poll_interval_s,
-            webhook_base_url=settings.webhook_base_url,
-            max_concurrency=settings.runpod_max_concurrency,
-            circuit=circuit,
-        )
+        jobs = _JobFollowing.build(settings, database, runpod, circuit)
         app.state.services = Services(
             jobs=JobService(
-                repo=repo,
-                assets=assets,
-                transitions=transitions,
-                tracker=tracker,
+                repo=jobs.repo,
+                assets=jobs.assets,
+                transitions=jobs.transitions,
+                followers=jobs.coordinator,
                 storage=storage,
                 runpod_configured=runpod is not None,
                 download_url_ttl_s=settings.download_url_ttl_s,
             ),
-            broker=broker,
+            broker=jobs.broker,
             authenticator=Authenticator(settings.auth_jwt_secret),
         )
         app.state.database = database
-        app.state.job_repository = repo
-        app.state.tracker = tracker
+        app.state.job_repository = jobs.repo
+        app.state.tracker = jobs.tracker
+        app.state.coordinator = jobs.coordinator
+        app.state.feed = jobs.feed
         app.state.runpod = runpod
         app.state.storage = storage
-        await tracker.start()
+        app.state.gauges = jobs.gauges(app.state.subscription_hub)
+        await jobs.start()
+        sampling = asyncio.create_task(app.state.gauges.run(), name="gauges")
         try:
             yield
         finally:
-            await tracker.stop()
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+            await jobs.stop()
             if local_worker is not None:
                 await local_worker.stop()
             await http.aclose()
@@ -140,3 +120,126 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
     app.include_router(http_routes)
     return app
+
+
+def _runpod_client(
+    settings: Settings, http: httpx.AsyncClient, local_worker: EmbeddedWorker | None
+) -> tuple[RunPodClient | None, EndpointCircuit]:
+    """The client of the RunPod endpoint (or the embedded worker), and its breaker."""
+    endpoint_url: str | None
+    api_key: str | None
+    if local_worker is not None:
+        endpoint_url, api_key = local_worker.url, local_worker.api_key
+        logger.info(
+            "no RUNPOD_ENDPOINT_URL set; exports run on the embedded local worker at %s",
+            endpoint_url,
+            extra={"action": "startup"},
+        )
+    else:
+        endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
+    # Shared by the client (every failed attempt) and the tracker (every request).
+    circuit = EndpointCircuit(base_s=settings.poll_interval_s, cap_s=CIRCUIT_MAX_S)
+    if not endpoint_url:
+        logger.warning(
+            "no RunPod endpoint configured and LOCAL_WORKER=false; start mutations will be refused",
+            extra={"action": "startup"},
+        )
+        return None, circuit
+    client = RunPodClient(
+        http,
+        endpoint_url,
+        api_key,
+        attempts=settings.runpod_retry_attempts,
+        on_unavailable=circuit.trip,
+        on_response=metrics.observe_runpod_request,
+    )
+    return client, circuit
+
+
+@dataclass(frozen=True, kw_only=True)
+class _JobFollowing:
+    """The parts that record, follow and announce jobs, across processes."""
+
+    repo: JobRepository
+    assets: AssetRepository
+    broker: JobBroker
+    feed: ChangeFeed
+    transitions: JobTransitions
+    tracker: JobTracker
+    coordinator: Coordinator
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        database: Database,
+        runpod: RunPodClient | None,
+        circuit: EndpointCircuit,
+    ) -> _JobFollowing:
+        process_id = new_process_id()
+        lease_ttl_s = settings.job_lease_ttl_s
+        repo = JobRepository(database, Lease(owner=process_id, ttl_s=lease_ttl_s))
+        assets = AssetRepository(database)
+        broker = JobBroker()
+        # One process on SQLite; any number on PostgreSQL, which carries the feed.
+        feed: ChangeFeed = (
+            PostgresFeed(database.url, broker, repo, process_id)
+            if database.dialect == "postgresql"
+            else LocalFeed(broker)
+        )
+        transitions = JobTransitions(repo, assets, feed)
+        tracker = JobTracker(
+            repo,
+            transitions,
+            runpod,
+            poll_interval_s=settings.poll_interval_s,
+            webhook_base_url=settings.webhook_base_url,
+            max_concurrency=settings.runpod_max_concurrency,
+            circuit=circuit,
+        )
+        coordinator = Coordinator(
+            repo=repo,
+            registry=ProcessRegistry(database, process_id, ttl_s=lease_ttl_s),
+            tracker=tracker,
+            feed=feed,
+            lease_ttl_s=lease_ttl_s,
+            resume_spread_s=min(settings.poll_interval_s, RESUME_SPREAD_S),
+        )
+        return cls(
+            repo=repo,
+            assets=assets,
+            broker=broker,
+            feed=feed,
+            transitions=transitions,
+            tracker=tracker,
+            coordinator=coordinator,
+        )
+
+    async def start(self) -> None:
+        await self.tracker.start()
+        await self.feed.start(self.coordinator)
+        await self.coordinator.start()
+        logger.info(
+            "following jobs",
+            extra={
+                "action": "startup",
+                "process_id": self.coordinator.process_id,
+                "feed": self.feed.health()["kind"],
+            },
+        )
+
+    async def stop(self) -> None:
+        # The coordinator gives its leases up through the feed, so the feed goes last.
+        await self.coordinator.stop()
+        await self.feed.stop()
+
+    def gauges(self, hub: SubscriptionHub) -> metrics.GaugeSampler:
+        return metrics.GaugeSampler(
+            {
+                metrics.SUBSCRIPTIONS: lambda: hub.subscriber_count,
+                metrics.SUBSCRIPTION_GROUPS: lambda: hub.group_count,
+                metrics.JOBS_FOLLOWED: lambda: self.tracker.followed_count,
+                metrics.LEASES_HELD: lambda: self.coordinator.leases_held,
+                metrics.FEED_CONNECTED: lambda: 1 if self.feed.health()["ok"] else 0,
+            }
+        )

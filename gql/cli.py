@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the API (uvicorn)")
     serve.add_argument("--host", help="default: HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: PORT or 8000")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the port (more than one needs PostgreSQL)",
+    )
 
     worker = commands.add_parser(
         "worker", help="run the local worker: a RunPod-compatible endpoint doing the exports"
@@ -61,7 +67,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
     settings = Settings(**overrides)
-    configure_logging()
+    configure_logging(log_format=settings.log_format)
+    if args.workers > 1:
+        from gql.workers import serve_workers
+
+        return serve_workers(settings, args.workers)
     app = create_app(settings)
     tune_garbage_collector()
     uvicorn.run(
@@ -84,7 +94,7 @@ def _worker(args: argparse.Namespace) -> int:
     # Same storage and API key settings as the API, so `serve` can point at it with
     # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
     settings = Settings()
-    configure_logging()
+    configure_logging(log_format=settings.log_format)
     serve_local_endpoint(
         args.host,
         args.port,

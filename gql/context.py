@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -29,6 +30,9 @@ class Context(BaseContext):
         # Over websockets this is set from `connection_init` (see GraphQLRouter).
         self.user_id = user_id
         self.connection_params: Any | None = None
+        # When the change a subscription is about to yield was written (for the
+        # push-latency metric); None for a first, current state.
+        self.change_written_at: datetime | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import databases
 
@@ -25,11 +25,27 @@ Row = Mapping[str, Any]
 
 _NAME_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
+Dialect = Literal["sqlite", "postgresql"]
+
+# What the placeholders of `sql/queries.sql` stand for on each database.
+_PLACEHOLDERS: dict[Dialect, dict[str, str]] = {
+    "sqlite": {
+        "{now}": "((julianday('now') - 2440587.5) * 86400.0)",
+        "{skip_locked}": "",
+    },
+    "postgresql": {
+        "{now}": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
+        "{skip_locked}": "FOR UPDATE SKIP LOCKED",
+    },
+}
+
 
 @cache
-def load_queries() -> dict[str, str]:
-    """Parse `sql/queries.sql` once into {name: statement}."""
+def load_queries(dialect: Dialect) -> dict[str, str]:
+    """Parse `sql/queries.sql` once per dialect into {name: statement}."""
     text = resources.files("gql.sql").joinpath("queries.sql").read_text()
+    for placeholder, sql in _PLACEHOLDERS[dialect].items():
+        text = text.replace(placeholder, sql)
     parts = _NAME_HEADER.split(text)[1:]
     return {
         name: _strip_comments(body).rstrip().rstrip(";")
@@ -44,13 +60,13 @@ def _strip_comments(sql: str) -> str:
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = _normalise_url(url)
-        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        self.dialect: Dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
             options = {"min_size": 1, "max_size": pool_size}
         self._database = databases.Database(self.url, **options)
         self._sqlite_connection: databases.core.Connection | None = None
-        self._queries = load_queries()
+        self._queries = load_queries(self.dialect)
 
     async def connect(self) -> None:
         if self.dialect == "sqlite":
@@ -98,12 +114,9 @@ class Database:
 
     async def _migrate(self) -> None:
         """Apply the numbered files in `sql/migrations/` that have not run yet."""
-        await self._target.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
         if self.dialect == "postgresql":
-            # Serialise concurrent start-ups of several API processes.
+            # Serialise concurrent start-ups of several API processes (creating the
+            # bookkeeping table included: IF NOT EXISTS does not survive a race).
             async with self._database.transaction():
                 await self._database.execute("SELECT pg_advisory_xact_lock(7426001)")
                 await self._apply_migrations()
@@ -111,6 +124,10 @@ class Database:
             await self._apply_migrations()
 
     async def _apply_migrations(self) -> None:
+        await self._target.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
         rows = await self._target.fetch_all("SELECT version FROM schema_migrations")
         applied = {row._mapping["version"] for row in rows}
         serial_pk = (

@@ -1,10 +1,23 @@
-"""Structured logs: a fixed message followed by the record's `extra` fields as key=value."""
+"""Structured logs: a fixed message plus the record's `extra` fields.
+
+`text` (the default) appends them as key=value; `json` (`LOG_FORMAT=json`) writes
+one JSON object per line, with the fields as keys (a job's id under `job`), for
+log pipelines.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+LogFormat = Literal["text", "json"]
+
+# uvicorn adds a copy of each message with terminal colours.
+_NOT_FIELDS = {"message", "asctime", "color_message", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | _NOT_FIELDS
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -16,9 +29,21 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str = "INFO") -> None:
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        reserved_attrs=[*RESERVED_ATTRS, *_NOT_FIELDS],
+        json_default=str,
+    )
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(json_formatter())
+    else:
+        handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,4 +1,4 @@
-"""Plain HTTP routes beside GraphQL: RunPod's webhook, local downloads, health."""
+"""Plain HTTP routes beside GraphQL: RunPod's webhook, local downloads, health, metrics."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from clients.runpod import RunPodClient, RunPodError
 from clients.storage import InvalidKey, LocalStorage
+from gql import metrics
+from gql.cluster.coordinator import Coordinator
+from gql.cluster.feed import ChangeFeed
 from gql.db import Database
 from gql.jobs.repository import JobRepository
-from gql.jobs.tracker import JobTracker
+from gql.jobs.tracker import JobTracker, reported_run
 from gql.subscriptions.hub import SubscriptionHub
 
 logger = logging.getLogger(__name__)
@@ -28,18 +31,21 @@ HEALTH_CHECK_TIMEOUT_S = 3.0
 async def runpod_webhook(
     request: Request, job: str = Query(max_length=64), token: str = Query(max_length=128)
 ) -> dict[str, bool]:
-    """RunPod's completion callback; the tracker decides what it means."""
+    """RunPod's completion callback, which may reach any process: the job's
+    follower, wherever it runs, looks at the job at once."""
     repo: JobRepository = request.app.state.job_repository
-    tracker: JobTracker = request.app.state.tracker
+    coordinator: Coordinator = request.app.state.coordinator
     stored = await repo.get(job)
     if stored is None or not hmac.compare_digest(stored.webhook_token, token):
+        metrics.WEBHOOKS.labels("rejected").inc()
         logger.warning("webhook rejected", extra={"action": "webhook_rejected", "job": job})
         raise HTTPException(status_code=401, detail="Invalid webhook token")
     try:
         body = await request.json()
     except ValueError:
         body = None
-    tracker.webhook(stored, body if isinstance(body, dict) else {})
+    metrics.WEBHOOKS.labels("accepted").inc()
+    coordinator.poke(stored, reported_run(stored, body if isinstance(body, dict) else {}))
     return {"ok": True}
 
 
@@ -67,10 +73,14 @@ async def download(
 async def healthz(request: Request) -> JSONResponse:
     database: Database = request.app.state.database
     tracker: JobTracker = request.app.state.tracker
+    coordinator: Coordinator = request.app.state.coordinator
+    feed: ChangeFeed = request.app.state.feed
     runpod: RunPodClient | None = request.app.state.runpod
     checks: dict[str, Any] = {
         "database": await _database_check(database),
         "tracker": {"ok": tracker.running, "following": tracker.followed_count},
+        "feed": feed.health(),
+        "leases": coordinator.health(),
         "runpod": await _runpod_check(runpod),
     }
     healthy = all(check["ok"] for check in checks.values())
@@ -84,6 +94,14 @@ async def healthz(request: Request) -> JSONResponse:
         {"status": "ok" if healthy else "unavailable", "checks": checks, "load": load},
         status_code=200 if healthy else 503,
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus exposition; across `serve --workers`, every worker's figures."""
+    request.app.state.gauges.sample()
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
 
 
 async def _database_check(database: Database) -> dict[str, Any]:

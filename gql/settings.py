@@ -12,12 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clients.storage import StorageConfig
 
 DEFAULT_DATA_DIR = Path("./data")
+# A dead process's jobs are taken over within about 4/3 of the lease's lifetime.
+MAX_DEFAULT_LEASE_TTL_S = 3.0
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
+    log_format: Literal["text", "json"] = "text"
     host: str = "127.0.0.1"
     port: int = 8000
     # The address RunPod (webhooks) and browsers (local download URLs) reach this API at.
@@ -32,6 +35,10 @@ class Settings(BaseSettings):
     # Most concurrent RunPod requests the tracker makes at once.
     runpod_max_concurrency: int = Field(default=50, ge=1)
     runpod_retry_attempts: int = Field(default=4, ge=1)
+    # How long a process's claim on a job it follows lasts unless renewed (a third
+    # of it apart); a dead process's jobs are taken over once it runs out.
+    # Default: 2 poll intervals + 1 s, at most 3 s.
+    lease_ttl_s: float | None = Field(default=None, gt=0)
 
     # With no RUNPOD_ENDPOINT_URL, `serve` runs exports on an embedded local worker.
     local_worker: bool = True
@@ -79,6 +86,10 @@ class Settings(BaseSettings):
         if self.auth_jwt_secret is not None and len(self.auth_jwt_secret) < 32:
             raise ValueError("AUTH_JWT_SECRET must be at least 32 characters")
         return self
+
+    @property
+    def job_lease_ttl_s(self) -> float:
+        return self.lease_ttl_s or min(MAX_DEFAULT_LEASE_TTL_S, 2 * self.poll_interval_s + 1.0)
 
     @property
     def base_url(self) -> str:

@@ -19,7 +19,7 @@ pytest_plugins = ["tests.servers.fixtures"]
 
 # Several checkouts on one machine each set their own database, so their runs never meet.
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-_TABLES = "export_jobs, working_videos, projects, games, schema_migrations"
+_TABLES = "export_jobs, working_videos, projects, games, api_processes, schema_migrations"
 
 
 def _postgres_reachable() -> bool:
@@ -61,6 +61,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs on SQLite, then on PostgreSQL when one is reachable."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+    return await _empty_postgres()
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    """The test PostgreSQL database, emptied; the test is skipped when it is unreachable."""
+    return await _empty_postgres()
+
+
+async def _empty_postgres() -> str:
     if not _POSTGRES:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     await _reset_postgres()

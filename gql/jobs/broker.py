@@ -1,5 +1,9 @@
 """In-process fan-out of job changes to subscribers.
 
+Changes arrive from this process's own writes and, through the change feed, from
+other processes', in any order: each subscriber goes by the job's version, so a
+late or repeated change never moves it backwards.
+
 Each subscriber has a mailbox that keeps only the newest state per job: a job's
 state is complete in every message, so a slow reader skips intermediate
 progress instead of growing a queue, and memory per subscriber stays bounded.
@@ -84,6 +88,16 @@ class JobBroker:
         for watch in self._by_user.get(job.user_id, ()):
             if watch.job_filter is None or watch.job_filter.matches(job):
                 watch.offer(job)
+
+    def watches(self, job_id: str, user_id: str) -> bool:
+        """Whether any subscriber here may be offered this job's changes."""
+        return job_id in self._by_job or user_id in self._by_user
+
+    def watched_jobs(self) -> list[str]:
+        return list(self._by_job)
+
+    def watching_users(self) -> list[str]:
+        return list(self._by_user)
 
     @property
     def subscriber_count(self) -> int:

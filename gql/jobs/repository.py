@@ -1,4 +1,8 @@
-"""The only place that reads and writes `export_jobs`; it speaks in `ExportJob`s, never rows."""
+"""The only place that reads and writes `export_jobs`; it speaks in `ExportJob`s, never rows.
+
+Besides the jobs themselves it keeps their leases: which API process follows
+each job that needs following (`Lease`), until when, by the database's clock.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,15 @@ class JobFilter:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """This process's claim on the jobs it follows: its id, and how long a claim
+    lasts unless renewed."""
+
+    owner: str
+    ttl_s: float
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A position in the newest-first listing: (created_at, id) of the last job seen."""
@@ -58,7 +71,8 @@ class Cursor:
         return cls(job.created_at, job.id)
 
 
-def _row_values(job: ExportJob) -> dict[str, Any]:
+def row_values(job: ExportJob) -> dict[str, Any]:
+    """The job as the column values of its row (`ExportJob.from_row` reads them back)."""
     return {
         "id": job.id,
         "user_id": job.user_id,
@@ -106,13 +120,24 @@ _SAVED_FIELDS = [
 ]
 
 
+# Resync reads name their jobs and users in `IN` lists of at most this many.
+_IN_CHUNK = 500
+
+
 class JobRepository:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, lease: Lease) -> None:
         self._db = database
+        self._lease = lease
 
     async def insert(self, job: ExportJob) -> ExportJob | None:
-        """Store a new job; None when the user's idempotency key is already taken."""
-        row = await self._db.fetch_one("insert_job", **_row_values(job))
+        """Store a new job, leased to this process; None when the user's idempotency
+        key is already taken."""
+        row = await self._db.fetch_one(
+            "insert_job",
+            **row_values(job),
+            lease_owner=self._lease.owner,
+            lease_ttl=self._lease.ttl_s,
+        )
         return ExportJob.from_row(row) if row else None
 
     async def get(self, job_id: str) -> ExportJob | None:
@@ -129,13 +154,58 @@ class JobRepository:
         )
         return ExportJob.from_row(row) if row else None
 
-    async def jobs_to_follow(self) -> list[ExportJob]:
-        """Unfinished jobs, and finished ones whose RunPod cancel is still owed."""
-        return [ExportJob.from_row(row) for row in await self._db.fetch_all("list_jobs_to_follow")]
+    async def get_many(self, job_ids: Sequence[str]) -> list[ExportJob]:
+        jobs: list[ExportJob] = []
+        for chunk in _chunks(job_ids):
+            values: dict[str, Any] = {}
+            sql = f"SELECT * FROM export_jobs WHERE {_in_clause('id', chunk, values)}"
+            jobs += await self._select(sql, values)
+        return jobs
+
+    async def changed_since(self, user_ids: Sequence[str], since: datetime) -> list[ExportJob]:
+        """The users' jobs written at or after `since`."""
+        jobs: list[ExportJob] = []
+        for chunk in _chunks(user_ids):
+            values: dict[str, Any] = {"since": format_time(since)}
+            sql = (
+                f"SELECT * FROM export_jobs WHERE {_in_clause('user_id', chunk, values)} "
+                "AND updated_at >= :since"
+            )
+            jobs += await self._select(sql, values)
+        return jobs
+
+    # --- leases: jobs that need a follower are unfinished or owe RunPod a cancel ---
+
+    async def claim(self, limit: int) -> list[ExportJob]:
+        """Lease up to `limit` jobs that need a follower and have none, oldest first."""
+        rows = await self._db.fetch_all(
+            "claim_jobs", owner=self._lease.owner, ttl=self._lease.ttl_s, limit=limit
+        )
+        return [ExportJob.from_row(row) for row in rows]
+
+    async def claim_one(self, job_id: str) -> ExportJob | None:
+        """Lease this job if it needs a follower and has none (or already is ours)."""
+        row = await self._db.fetch_one(
+            "claim_job", id=job_id, owner=self._lease.owner, ttl=self._lease.ttl_s
+        )
+        return ExportJob.from_row(row) if row else None
+
+    async def renew(self) -> set[str]:
+        """Extend this process's leases; returns the jobs it still holds."""
+        rows = await self._db.fetch_all(
+            "renew_leases", owner=self._lease.owner, ttl=self._lease.ttl_s
+        )
+        return {row["id"] for row in rows}
+
+    async def release(self, job_id: str) -> None:
+        await self._db.execute("release_lease", id=job_id, owner=self._lease.owner)
+
+    async def release_all(self) -> None:
+        await self._db.execute("release_leases", owner=self._lease.owner)
 
     async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
         """Write `job` over the row at `expected_version`; JobConflict if it moved."""
-        values = _row_values(job.evolve(version=expected_version))
+        values = row_values(job.evolve(version=expected_version))
         row = await self._db.fetch_one("save_job", **{key: values[key] for key in _SAVED_FIELDS})
         if row is None:
             raise JobConflict(job.id)
@@ -167,7 +237,14 @@ class JobRepository:
             f"SELECT * FROM export_jobs WHERE {' AND '.join(clauses)} "
             "ORDER BY created_at DESC, id DESC LIMIT :limit"
         )
+        return await self._select(sql, values)
+
+    async def _select(self, sql: str, values: dict[str, Any]) -> list[ExportJob]:
         return [ExportJob.from_row(row) for row in await self._db.fetch_all_sql(sql, values)]
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[start : start + _IN_CHUNK] for start in range(0, len(items), _IN_CHUNK)]
 
 
 def _in_clause(column: str, items: Sequence[str], values: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from clients.storage import ObjectStorage
 from gql.assets import AssetRepository, game_video_key, raw_clip_key, working_video_key
@@ -18,12 +19,21 @@ from gql.jobs.errors import ErrorCode, ExportError
 from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
 from gql.jobs.repository import Cursor, JobFilter, JobRepository
 from gql.jobs.requests import ExportRequest, validated
-from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
 
 logger = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
+
+
+class Followers(Protocol):
+    """Who follows jobs on RunPod (`gql.cluster.coordinator`), as the service sees it."""
+
+    def adopt(self, job: ExportJob) -> None:
+        """Follow a job this process just recorded."""
+
+    def poke(self, job: ExportJob, reported_run: str | None = None) -> None:
+        """Have the job's follower, wherever it runs, look at it now."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class JobService:
         repo: JobRepository,
         assets: AssetRepository,
         transitions: JobTransitions,
-        tracker: JobTracker,
+        followers: Followers,
         storage: ObjectStorage,
         runpod_configured: bool,
         download_url_ttl_s: int,
@@ -53,13 +63,13 @@ class JobService:
         self._repo = repo
         self._assets = assets
         self._transitions = transitions
-        self._tracker = tracker
+        self._followers = followers
         self._storage = storage
         self._runpod_configured = runpod_configured
         self._download_url_ttl_s = download_url_ttl_s
 
     async def start(self, user_id: str, request: ExportRequest) -> ExportJob:
-        """Record the job and hand it to the tracker; RunPod is never awaited here."""
+        """Record the job and hand it to its follower; RunPod is never awaited here."""
         request = validated(request)
         if not self._runpod_configured:
             raise ExportError.single(
@@ -92,7 +102,7 @@ class JobService:
         return await self._create(user_id, request, job.input_key, retry_of=job.id)
 
     async def cancel(self, user_id: str, job_id: str) -> ExportJob:
-        """Cancelled at once here; the tracker makes sure RunPod stops it too."""
+        """Cancelled at once here; the job's follower makes sure RunPod stops it too."""
         job = await self._owned(user_id, job_id)
         if job.is_terminal:
             raise ExportError.single(
@@ -111,8 +121,7 @@ class JobService:
                 f"The export has already finished ({job.status.name}).",
                 ("id",),
             )
-        if not self._tracker.wake(job.id):
-            self._tracker.follow(job)
+        self._followers.poke(job)
         return job
 
     async def get(self, user_id: str, job_id: str) -> ExportJob | None:
@@ -196,7 +205,7 @@ class JobService:
             },
         )
         self._transitions.announce(stored)
-        self._tracker.follow(stored)
+        self._followers.adopt(stored)
         return stored
 
     async def _input_key(self, user_id: str, request: ExportRequest) -> str:

@@ -1,10 +1,12 @@
-"""Follows every unfinished job on RunPod, whether or not anyone is watching.
+"""Follows jobs on RunPod, whether or not anyone is watching.
 
-One task per job submits it (retrying with backoff while RunPod is unreachable),
+Which jobs this process follows is the coordinator's call (`gql.cluster`): each
+job that needs following is leased to exactly one process. Here, one task per
+followed job submits it (retrying with backoff while RunPod is unreachable),
 then polls `/status` once per interval and writes each change through
 `JobTransitions`, which fans it out. However many clients subscribe to a job,
-RunPod sees one poll per interval. A webhook or a cancel wakes the task early.
-On start-up every unfinished job in the database is followed again. Every
+RunPod sees one poll per interval. A webhook or a cancel wakes the task early;
+a job let go stops after the step it is in, never halfway through one. Every
 request passes one `EndpointCircuit`, so an outage is probed once, not per job.
 
 A webhook also tells which RunPod job it is about. Only a `/run` for this export
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 SUBMIT_BACKOFF_MAX_S = 60.0
 POLL_BACKOFF_MAX_S = 30.0
-RESUME_SPREAD_S = 2.0
+# On shutdown, followers get this long to finish the step they are in.
+STOP_GRACE_S = 5.0
 JOB_UNKNOWN_TO_ENDPOINT = (
     "The endpoint no longer knows this job (it expired, was purged or its worker restarted); "
     "retry the export"
@@ -69,8 +71,10 @@ class JobTracker:
         self._circuit = circuit or EndpointCircuit(base_s=poll_interval_s, cap_s=CIRCUIT_MAX_S)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
-        # Job id -> RunPod ids of other runs of that job, reported by webhooks.
-        self._duplicates: dict[str, set[str]] = {}
+        # Followers asked to stop after their current step.
+        self._letting_go: set[str] = set()
+        # Job id -> RunPod ids webhooks named for that job: maybe other runs of it.
+        self._reported_runs: dict[str, set[str]] = {}
         self._started = False
 
     @property
@@ -78,74 +82,83 @@ class JobTracker:
         return self._started
 
     @property
+    def can_follow(self) -> bool:
+        """False with no RunPod endpoint configured: nothing could be followed."""
+        return self._runpod is not None
+
+    @property
     def followed_count(self) -> int:
         return len(self._tasks)
 
+    def follows(self, job_id: str) -> bool:
+        return job_id in self._tasks and job_id not in self._letting_go
+
+    def followed_ids(self) -> set[str]:
+        return set(self._tasks) - self._letting_go
+
     async def start(self) -> None:
         self._started = True
-        jobs = await self._repo.jobs_to_follow()
-        for job in jobs:
-            # Soon (the job may have moved on while we were down), but spread out
-            # rather than in one burst.
-            self.follow(job, delay=random.uniform(0, min(self._interval, RESUME_SPREAD_S)))
-        logger.info("tracker started", extra={"action": "tracker_start", "jobs": len(jobs)})
 
     async def stop(self) -> None:
+        """Let every follower finish its step (for a while), then stop the rest."""
         self._started = False
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks = [task for job_id in list(self._tasks) if (task := self.let_go(job_id))]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._wakeups.clear()
-        self._duplicates.clear()
+        self._letting_go.clear()
+        self._reported_runs.clear()
 
     def follow(self, job: ExportJob, *, delay: float = 0.0) -> None:
         """Start following `job` (no-op, apart from a wake-up, if already followed)."""
         if self._runpod is None or not self._started:
             return
-        if job.id in self._tasks:
-            self.wake(job.id)
+        running = self._tasks.get(job.id)
+        if running is not None and not running.done():
+            self._letting_go.discard(job.id)
+            self.look_now(job.id)
             return
+        self._letting_go.discard(job.id)
         self._wakeups[job.id] = asyncio.Event()
         task = asyncio.create_task(self._follow(job, delay), name=f"follow-{job.id}")
         self._tasks[job.id] = task
         task.add_done_callback(lambda _: self._forget(job.id, task))
 
-    def webhook(self, job: ExportJob, body: Mapping[str, Any]) -> None:
-        """RunPod called `job`'s (authenticated) webhook with `body`: look again now.
+    def look_now(self, job_id: str, reported_run: str | None = None) -> bool:
+        """Have the job's follower re-read it and ask RunPod now (webhooks, cancels).
 
-        The body is only a hint: the state is read from `/status`, never from it.
+        `reported_run` is the RunPod job a webhook named: when it is not the run
+        being followed, it is another run of this export, which the follower
+        settles. Returns False when the job is not followed here.
         """
-        reported = _reported_run(job, body)
-        if reported is not None and reported != job.runpod_id:
-            # Settled by the follower; before a run is stored this may be its own.
-            self._duplicates.setdefault(job.id, set()).add(reported)
-            if job.runpod_id is not None:
-                logger.warning(
-                    "webhook from another RunPod job of this export",
-                    extra={
-                        "action": "duplicate_detected",
-                        "job": job.id,
-                        "runpod_id": job.runpod_id,
-                        "duplicate": reported,
-                    },
-                )
-        if not self.wake(job.id):
-            self.follow(job)
-
-    def wake(self, job_id: str) -> bool:
-        """Re-read the job and ask RunPod now (webhooks, cancels). False if not followed."""
         event = self._wakeups.get(job_id)
-        if event is None:
+        if event is None or job_id in self._letting_go:
             return False
+        if reported_run is not None:
+            self._reported_runs.setdefault(job_id, set()).add(reported_run)
         event.set()
         return True
+
+    def let_go(self, job_id: str) -> asyncio.Task[None] | None:
+        """Stop following the job once its current step is done; returns the task
+        to await (None when it was not followed)."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            return None
+        self._letting_go.add(job_id)
+        self._wakeups[job_id].set()
+        return task
 
     def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(job_id) is task:
             del self._tasks[job_id]
             self._wakeups.pop(job_id, None)
+            self._letting_go.discard(job_id)
+            self._reported_runs.pop(job_id, None)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "job follower crashed",
@@ -159,10 +172,12 @@ class JobTracker:
         failures = 0
         while True:
             woken = await _sleep_or_wake(wakeup, delay)
+            if job.id in self._letting_go:
+                return
             if woken:
                 fresh = await self._repo.get(job.id)
                 job = fresh or job
-            duplicates = self._duplicates.get(job.id)
+            duplicates = self._reported_runs.get(job.id)
             if job.is_terminal and not job.cancel_pending and not duplicates:
                 return
             try:
@@ -263,13 +278,17 @@ class JobTracker:
                 job = await self._settle_duplicate(runpod, job, duplicate)
             duplicates.discard(duplicate)
         if not duplicates:
-            self._duplicates.pop(job.id, None)
+            self._reported_runs.pop(job.id, None)
         return job
 
     async def _settle_duplicate(
         self, runpod: RunPodClient, job: ExportJob, duplicate: str
     ) -> ExportJob:
         extra = {"job": job.id, "runpod_id": job.runpod_id, "duplicate": duplicate}
+        logger.warning(
+            "webhook from another RunPod job of this export",
+            extra={"action": "duplicate_detected", **extra},
+        )
         try:
             observed = await self._request(lambda: runpod.status(duplicate))
         except RunPodJobNotFound:
@@ -347,8 +366,10 @@ def _completed(observed: RunPodJob) -> bool:
     return observed.status is RunPodStatus.COMPLETED
 
 
-def _reported_run(job: ExportJob, body: Mapping[str, Any]) -> str | None:
-    """The RunPod id a webhook body names, unless its input says it is another job's."""
+def reported_run(job: ExportJob, body: Mapping[str, Any]) -> str | None:
+    """The RunPod id a webhook body names, unless its input says it is another job's.
+
+    The body is only a hint: a job's state is read from `/status`, never from it."""
     runpod_id, job_input = body.get("id"), body.get("input")
     if isinstance(job_input, Mapping) and job_input.get("job_id") != job.id:
         return None

@@ -1,13 +1,17 @@
-"""The one function through which every job change is written and announced."""
+"""The one function through which every job change is written and announced.
+
+A change is announced only once its row is written, through the change feed,
+which hands it to this process's subscribers and the other processes'.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
+from gql import metrics
 from gql.assets import AssetRepository
-from gql.jobs.broker import JobBroker
 from gql.jobs.errors import JobConflict
 from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
 from gql.jobs.repository import JobRepository
@@ -17,11 +21,17 @@ logger = logging.getLogger(__name__)
 _CONFLICT_RETRIES = 5
 
 
+class ChangePublisher(Protocol):
+    """The change feed (`gql.cluster.feed`), as far as writers are concerned."""
+
+    def publish(self, job: ExportJob) -> None: ...
+
+
 class JobTransitions:
-    def __init__(self, repo: JobRepository, assets: AssetRepository, broker: JobBroker) -> None:
+    def __init__(self, repo: JobRepository, assets: AssetRepository, feed: ChangePublisher) -> None:
         self._repo = repo
         self._assets = assets
-        self._broker = broker
+        self._feed = feed
 
     async def apply(
         self, job: ExportJob, change: Change | None = None, **bookkeeping: Any
@@ -50,6 +60,7 @@ class JobTransitions:
                 job = fresh
                 continue
             if saved.status is not job.status:
+                metrics.JOB_TRANSITIONS.labels(saved.kind.value, saved.status.value).inc()
                 logger.info(
                     "job status changed",
                     extra={
@@ -60,13 +71,14 @@ class JobTransitions:
                     },
                 )
             if moved is not None:
-                self._broker.publish(saved)
+                self._feed.publish(saved)
             return saved
         raise JobConflict(job.id)
 
     def announce(self, job: ExportJob) -> None:
         """Tell subscribers about a job that was just created."""
-        self._broker.publish(job)
+        metrics.JOB_TRANSITIONS.labels(job.kind.value, job.status.value).inc()
+        self._feed.publish(job)
 
     async def _on_complete(self, job: ExportJob) -> None:
         # Written before the status, so a crash in between repeats it harmlessly.

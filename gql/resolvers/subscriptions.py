@@ -24,6 +24,7 @@ async def export_job(info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob,
         yield ExportJob.of(job)
         while not job.is_terminal:
             job = await watch.next()
+            info.context.change_written_at = job.updated_at
             yield ExportJob.of(job)
     finally:
         watch.close()
@@ -36,6 +37,7 @@ async def export_jobs(
     watch = info.context.services.broker.watch_user(current_user(info), job_filter(filter))
     try:
         async for job in watch:
+            info.context.change_written_at = job.updated_at
             yield ExportJob.of(job)
     finally:
         watch.close()

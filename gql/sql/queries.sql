@@ -1,20 +1,24 @@
 -- Every SQL statement the API runs, looked up by name (see gql/db.py).
 -- Parameters are :named; statements are portable between SQLite and PostgreSQL.
+-- Two placeholders are filled in per database: {now}, the database's clock in
+-- seconds since the epoch, and {skip_locked}, which lets concurrent claimers pass
+-- over each other's rows (PostgreSQL; SQLite has a single writer).
 
 -- name: select_one
 SELECT 1 AS ok;
 
+-- A new job is leased to the process that records it.
 -- name: insert_job
 INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
-    started_at, completed_at
+    started_at, completed_at, lease_owner, lease_expires_at
 ) VALUES (
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
-    :started_at, :completed_at
+    :started_at, :completed_at, :lease_owner, {now} + :lease_ttl
 )
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
 RETURNING *;
@@ -28,10 +32,61 @@ SELECT * FROM export_jobs WHERE id = :id AND user_id = :user_id;
 -- name: get_job_by_idempotency_key
 SELECT * FROM export_jobs WHERE user_id = :user_id AND idempotency_key = :idempotency_key;
 
--- name: list_jobs_to_follow
-SELECT * FROM export_jobs
-WHERE status IN ('pending', 'queued', 'processing') OR cancel_pending = 1
-ORDER BY created_at;
+-- A job needs a follower while it is unfinished or owes RunPod a cancel; the
+-- partial indexes of migration 0002 hold exactly these rows.
+
+-- Leases: each such job is followed by one process, whose lease expires unless renewed.
+-- name: claim_jobs
+UPDATE export_jobs SET lease_owner = :owner, lease_expires_at = {now} + :ttl
+WHERE id IN (
+    SELECT id FROM export_jobs
+    WHERE (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
+        AND (lease_owner IS NULL OR lease_expires_at < {now})
+    ORDER BY created_at
+    LIMIT :limit
+    {skip_locked}
+)
+RETURNING *;
+
+-- name: claim_job
+UPDATE export_jobs SET lease_owner = :owner, lease_expires_at = {now} + :ttl
+WHERE id = :id
+    AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
+    AND (lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < {now})
+RETURNING *;
+
+-- Returns the jobs still leased to the owner: any other it follows was taken over.
+-- name: renew_leases
+UPDATE export_jobs SET lease_expires_at = {now} + :ttl
+WHERE lease_owner = :owner
+    AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
+RETURNING id;
+
+-- name: release_lease
+UPDATE export_jobs SET lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND lease_owner = :owner;
+
+-- name: release_leases
+UPDATE export_jobs SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = :owner
+    AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1);
+
+-- The live API processes and the jobs that need a follower, in one round trip.
+-- name: cluster_size
+SELECT
+    (SELECT COUNT(*) FROM api_processes WHERE expires_at > {now}) AS processes,
+    (
+        SELECT COUNT(*) FROM export_jobs
+        WHERE status IN ('pending', 'queued', 'processing') OR cancel_pending = 1
+    ) AS jobs;
+
+-- name: heartbeat
+INSERT INTO api_processes (id, started_at, expires_at) VALUES (:id, {now}, {now} + :ttl)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- Also forgets processes that died a day ago or more.
+-- name: forget_process
+DELETE FROM api_processes WHERE id = :id OR expires_at < {now} - 86400;
 
 -- The compare-and-set every state change goes through: it only lands on the
 -- version it was computed from, so concurrent writers cannot undo each other.

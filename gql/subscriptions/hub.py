@@ -19,7 +19,9 @@ from strawberry.schema import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from gql import metrics
 from gql.context import Context, Services
+from gql.jobs.models import utcnow
 from gql.subscriptions.operations import SharedOperation
 
 logger = logging.getLogger(__name__)
@@ -138,6 +140,9 @@ class _Group:
         self._latest = payload
         for subscriber in list(self.members):
             subscriber.deliver(payload)
+        written_at, self._context.change_written_at = self._context.change_written_at, None
+        if written_at is not None:
+            metrics.PUSH_LATENCY_SECONDS.observe((utcnow() - written_at).total_seconds())
 
     def _reject(self, errors: list[GraphQLError]) -> None:
         self.hub._ended(self)

@@ -1,0 +1,259 @@
+"""Which process follows which job: one follower per job across all processes.
+
+Each job that needs following (unfinished, or owing RunPod a cancel) is leased
+to one live process in the database; only that process's tracker polls RunPod
+for it. A process leases the jobs it records itself, then a loop, every third of
+the lease's lifetime:
+
+1. renews its registration and its leases; a job it follows whose lease it no
+   longer holds (it paused past the expiry and another process took over) is let go;
+2. gives up leases beyond its fair share (the jobs over the live processes,
+   rounded up, plus a little slack so shares do not swap back and forth), once
+   their followers have finished the step they are in, and says so on the feed;
+3. claims jobs without a live lease (new, given up, or their follower died) up
+   to its fair share, with `FOR UPDATE SKIP LOCKED` so claimers never collide.
+
+A process that dies (`kill -9`) stops renewing: its leases expire after the
+lease lifetime and the others claim its jobs on their next turn. One that stops
+normally gives its leases up first, so nobody waits. Leases only decide who
+polls: every write is still a compare-and-set on the job's version, so two
+followers for a moment (a paused process that has not noticed yet) cannot
+corrupt a job, they only ask RunPod twice.
+
+Webhooks and cancels reach the follower wherever it runs (`poke`): followed
+here, it looks at once; without a live lease, this process claims the job;
+otherwise the feed wakes the follower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Coroutine
+from typing import Any
+
+from gql.cluster.feed import ChangeFeed
+from gql.cluster.registry import ClusterSize, ProcessRegistry
+from gql.jobs.models import ExportJob
+from gql.jobs.repository import JobRepository
+from gql.jobs.tracker import JobTracker
+
+logger = logging.getLogger(__name__)
+
+# A follower given up mid-request finishes it first, for at most this long.
+LET_GO_TIMEOUT_S = 30.0
+
+
+def fair_share(size: ClusterSize) -> int:
+    return math.ceil(size.jobs / size.processes)
+
+
+def slack(share: int) -> int:
+    """How far above its share a process may be before it gives jobs up."""
+    return max(1, share // 10)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        *,
+        repo: JobRepository,
+        registry: ProcessRegistry,
+        tracker: JobTracker,
+        feed: ChangeFeed,
+        lease_ttl_s: float,
+        resume_spread_s: float,
+    ) -> None:
+        self._repo = repo
+        self._registry = registry
+        self._tracker = tracker
+        self._feed = feed
+        self._turn_s = lease_ttl_s / 3
+        self._resume_spread_s = resume_spread_s
+        self._held: set[str] = set()
+        # Leased since the current turn began, so perhaps after its renewal ran.
+        self._recent: set[str] = set()
+        self._releasing: set[str] = set()
+        self._size = ClusterSize(processes=1, jobs=0)
+        self._turn_now = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def process_id(self) -> str:
+        return self._registry.process_id
+
+    @property
+    def leases_held(self) -> int:
+        return len(self._held)
+
+    async def start(self) -> None:
+        """Claim this process's share before serving, then keep the leases."""
+        await self._turn()
+        self._loop = asyncio.create_task(self._keep_leases(), name="lease-keeper")
+
+    async def stop(self) -> None:
+        """Stop following, give every lease up and tell the others to take them."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._tracker.stop()
+        with contextlib.suppress(Exception):
+            await self._repo.release_all()
+            await self._registry.leave()
+            self._feed.announce_available()
+        self._held.clear()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ok": self._loop is not None and not self._loop.done(),
+            "process": self.process_id,
+            "leases_held": len(self._held),
+            "following": self._tracker.followed_count,
+            "processes": self._size.processes,
+            "jobs_to_follow": self._size.jobs,
+            "fair_share": fair_share(self._size),
+        }
+
+    # --- what the job service asks ---
+
+    def adopt(self, job: ExportJob) -> None:
+        """A job this process just recorded (and holds the lease of): follow it."""
+        self._hold(job.id)
+        self._tracker.follow(job)
+
+    def poke(self, job: ExportJob, reported_run: str | None = None) -> None:
+        """Have the job's follower, wherever it runs, look at it now (webhooks, cancels)."""
+        if self._tracker.look_now(job.id, reported_run):
+            return
+        if job.is_terminal and not job.cancel_pending:
+            # Nothing left to follow, but a webhook may name another run of this
+            # export to settle: a short follower here does it, without a lease.
+            if reported_run is not None and reported_run != job.runpod_id:
+                self._tracker.follow(job)
+                self._tracker.look_now(job.id, reported_run)
+            return
+        self._spawn(self._poke_elsewhere(job, reported_run))
+
+    async def _poke_elsewhere(self, job: ExportJob, reported_run: str | None) -> None:
+        claimed = await self._repo.claim_one(job.id)
+        if claimed is None:
+            self._feed.wake_follower(job.id, reported_run)
+            return
+        self._hold(claimed.id)
+        self._tracker.follow(claimed)
+        self._tracker.look_now(claimed.id, reported_run)
+
+    def _hold(self, job_id: str) -> None:
+        self._held.add(job_id)
+        self._recent.add(job_id)
+
+    # --- what the feed tells ---
+
+    def follows(self, job_id: str) -> bool:
+        return self._tracker.follows(job_id)
+
+    def on_change(self, job: ExportJob) -> None:
+        # Another process changed a job followed here (a cancel, a settled run).
+        self._tracker.look_now(job.id)
+
+    def on_wake(self, job_id: str, reported_run: str | None) -> None:
+        self._tracker.look_now(job_id, reported_run)
+
+    def on_available(self) -> None:
+        self._turn_now.set()
+
+    def on_restored(self) -> None:
+        # Changes made elsewhere during the gap may concern our followers too.
+        for job_id in self._tracker.followed_ids():
+            self._tracker.look_now(job_id)
+        self._turn_now.set()
+
+    # --- the lease loop ---
+
+    async def _keep_leases(self) -> None:
+        while True:
+            self._turn_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._turn_now.wait(), self._turn_s)
+            try:
+                await self._turn()
+            except Exception as error:
+                # The database is away: leases run out, and are re-taken once it is back.
+                logger.warning(
+                    "lease renewal failed",
+                    extra={"action": "lease_renew_failed", "error": repr(error)},
+                )
+
+    async def _turn(self) -> None:
+        self._recent = set()
+        self._size = await self._registry.heartbeat()
+        if not self._tracker.can_follow:
+            return  # no RunPod endpoint: nothing to follow jobs with
+        held = await self._repo.renew()
+        for job_id in self._held - held - self._releasing - self._recent:
+            # Taken over (or finished): whoever holds it now follows it.
+            self._tracker.let_go(job_id)
+        self._held = held | self._recent
+        await self._follow_orphans(held - self._releasing - self._tracker.followed_ids())
+        share = fair_share(self._size)
+        keeping = held - self._releasing
+        if len(keeping) > share + slack(share):
+            self._give_up(sorted(keeping)[share:])
+        elif len(keeping) < share:
+            claimed = await self._repo.claim(share - len(keeping))
+            for job in claimed:
+                self._hold(job.id)
+                # Soon (it may have moved on while unfollowed), but spread out.
+                self._tracker.follow(job, delay=random.uniform(0, self._resume_spread_s))
+            if claimed:
+                logger.info(
+                    "jobs claimed",
+                    extra={"action": "lease_claim", "jobs": len(claimed), "share": share},
+                )
+
+    async def _follow_orphans(self, job_ids: set[str]) -> None:
+        """Leased here but not followed (a follower that crashed): follow them again."""
+        if not job_ids:
+            return
+        for job in await self._repo.get_many(sorted(job_ids)):
+            self._tracker.follow(job)
+
+    def _give_up(self, job_ids: list[str]) -> None:
+        self._releasing.update(job_ids)
+        logger.info(
+            "giving jobs up to even out the load",
+            extra={"action": "lease_give_up", "jobs": len(job_ids)},
+        )
+        self._spawn(self._release(job_ids))
+
+    async def _release(self, job_ids: list[str]) -> None:
+        try:
+            followers = [task for job_id in job_ids if (task := self._tracker.let_go(job_id))]
+            if followers:
+                await asyncio.wait(followers, timeout=LET_GO_TIMEOUT_S)
+            for job_id in job_ids:
+                await self._repo.release(job_id)
+                self._held.discard(job_id)
+            self._feed.announce_available()
+        finally:
+            self._releasing.difference_update(job_ids)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "lease work failed",
+                extra={"action": "lease_work_failed", "error": repr(task.exception())},
+            )

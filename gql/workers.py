@@ -1,0 +1,130 @@
+"""`serve --workers N`: N API processes behind one port, acting as one service.
+
+uvicorn's supervisor starts the processes, shares the listening socket between
+them and restarts any that dies. They need PostgreSQL: it carries the change
+feed and the job leases that make them one service (SQLite has one writer and no
+feed). With no RUNPOD_ENDPOINT_URL, one local worker (`export-gql worker`) runs
+beside them and they all send it their exports, as they would a RunPod endpoint.
+Their metrics are written to a shared folder, so `/metrics` on any of them
+reports all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from gql.metrics import MULTIPROCESS_DIR_ENV
+from gql.settings import Settings
+
+SQLITE_REFUSED = (
+    "serve --workers needs PostgreSQL (DATABASE_URL=postgresql://...): "
+    "SQLite allows one writer and has no change feed between processes"
+)
+LOCAL_WORKER_START_TIMEOUT_S = 60.0
+
+
+def serve_workers(settings: Settings, workers: int) -> int:
+    """Run `workers` API processes until interrupted; 2 when the settings cannot."""
+    if settings.database_url.startswith("sqlite"):
+        print(f"export-gql: {SQLITE_REFUSED}", file=sys.stderr)
+        return 2
+    # The processes read their settings from the environment, as `serve` would.
+    os.environ.update(HOST=settings.host, PORT=str(settings.port))
+    with contextlib.ExitStack() as stack:
+        if settings.embeds_local_worker:
+            endpoint_url, api_key = stack.enter_context(_shared_local_worker())
+            os.environ.update(RUNPOD_ENDPOINT_URL=endpoint_url, RUNPOD_API_KEY=api_key)
+            # The local worker calls the processes' webhooks over loopback.
+            os.environ.setdefault("PUBLIC_URL", f"http://127.0.0.1:{settings.port}")
+        if not os.environ.get(MULTIPROCESS_DIR_ENV):
+            os.environ[MULTIPROCESS_DIR_ENV] = stack.enter_context(_metrics_folder())
+        uvicorn.run(
+            "gql.workers:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            ws_max_size=1 << 20,
+            ws_ping_interval=settings.ws_ping_interval_s,
+            ws_ping_timeout=settings.ws_ping_timeout_s,
+            ws_per_message_deflate=settings.ws_per_message_deflate,
+        )
+    return 0
+
+
+def app_from_environment() -> FastAPI:
+    """One worker process's app (uvicorn calls this in each of them)."""
+    from gql.app import create_app
+    from gql.logs import configure_logging
+    from gql.runtime import tune_garbage_collector
+
+    settings = Settings()
+    configure_logging(log_format=settings.log_format)
+    app = create_app(settings)
+    tune_garbage_collector()
+    return app
+
+
+@contextlib.contextmanager
+def _metrics_folder() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="export-gql-metrics-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _shared_local_worker() -> Iterator[tuple[str, str]]:
+    """`export-gql worker` on a free loopback port; yields its URL and API key."""
+    port = _free_port()
+    api_key = secrets.token_urlsafe(32)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gql.cli", "worker", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "RUNPOD_API_KEY": api_key},
+    )
+    url = f"http://127.0.0.1:{port}/v2/local"
+    try:
+        _wait_until_healthy(process, url, api_key)
+        print(f"export-gql: exports run on the shared local worker at {url}", file=sys.stderr)
+        yield url, api_key
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, api_key: str) -> None:
+    deadline = time.monotonic() + LOCAL_WORKER_START_TIMEOUT_S
+    headers = {"Authorization": f"Bearer {api_key}"}
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local worker exited at start-up (code {process.returncode})")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", headers=headers, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("the local worker did not start")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
