@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from gql.settings import Settings
+from gql.settings_errors import load_settings
+from gql.startup import StartupError
 
 SCHEMA_FILE = Path("schema.graphql")
 
@@ -49,18 +51,24 @@ def main(argv: list[str] | None = None) -> int:
         "seed-demo": _seed_demo,
         "export-schema": _export_schema,
     }[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except StartupError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Settings first: a mistake is reported before the app's slow imports.
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    settings = load_settings(Settings, **overrides)
+
     import uvicorn
 
     from gql.app import create_app
     from gql.logs import configure_logging
     from gql.runtime import tune_garbage_collector
 
-    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
-    settings = Settings(**overrides)
     configure_logging()
     app = create_app(settings)
     tune_garbage_collector()
@@ -78,12 +86,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    # Same storage and API key settings as the API, so `serve` can point at it with
+    # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
+    settings = load_settings(Settings)
+
     from gql.logs import configure_logging
     from worker.local_server import serve_local_endpoint
 
-    # Same storage and API key settings as the API, so `serve` can point at it with
-    # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
-    settings = Settings()
     configure_logging()
     serve_local_endpoint(
         args.host,
@@ -102,11 +111,10 @@ def _token(args: argparse.Namespace) -> int:
 
     from gql.auth import Authenticator, AuthError
 
+    settings = load_settings(Settings)
     try:
         print(
-            Authenticator(Settings().auth_jwt_secret).issue(
-                args.user, ttl=timedelta(days=args.days)
-            )
+            Authenticator(settings.auth_jwt_secret).issue(args.user, ttl=timedelta(days=args.days))
         )
     except AuthError as error:
         print(f"export-gql token: {error}", file=sys.stderr)
@@ -115,9 +123,11 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _seed_demo(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+
     from gql.demo import seed_demo
 
-    print(json.dumps(asyncio.run(seed_demo(Settings(), args.user))))
+    print(json.dumps(asyncio.run(seed_demo(settings, args.user))))
     return 0
 
 
