@@ -70,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gql.runtime import tune_garbage_collector
 
     configure_logging()
+    _wait_for_database(settings)
     app = create_app(settings)
     tune_garbage_collector()
     uvicorn.run(
@@ -124,11 +125,18 @@ def _token(args: argparse.Namespace) -> int:
 
 def _seed_demo(args: argparse.Namespace) -> int:
     settings = load_settings(Settings)
+    _wait_for_database(settings)
 
     from gql.demo import seed_demo
 
     print(json.dumps(asyncio.run(seed_demo(settings, args.user))))
     return 0
+
+
+def _wait_for_database(settings: Settings) -> None:
+    from gql.db_wait import wait_for_database
+
+    asyncio.run(wait_for_database(settings.database_url, settings.database_connect_timeout_s))
 
 
 def _export_schema(args: argparse.Namespace) -> int:

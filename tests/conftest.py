@@ -61,6 +61,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs on SQLite, then on PostgreSQL when one is reachable."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+    return await _empty_postgres()
+
+
+@pytest.fixture
+async def postgres_url() -> str:
+    """The test PostgreSQL database, without tables; skips when none is reachable."""
+    return await _empty_postgres()
+
+
+async def _empty_postgres() -> str:
     if not _POSTGRES:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     await _reset_postgres()
