@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed-demo", help="store a demo project and game for a user")
     seed.add_argument("--user", default="local")
 
+    doctor = commands.add_parser(
+        "doctor", help="check the deployment: database, RunPod, storage, webhooks, auth"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+
     export = commands.add_parser("export-schema", help="write the schema's SDL")
     export.add_argument("--output", type=Path, default=SCHEMA_FILE)
     export.add_argument("--check", action="store_true", help="fail if the file differs")
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": _worker,
         "token": _token,
         "seed-demo": _seed_demo,
+        "doctor": _doctor,
         "export-schema": _export_schema,
     }[args.command]
     try:
@@ -131,6 +138,19 @@ def _seed_demo(args: argparse.Namespace) -> int:
 
     print(json.dumps(asyncio.run(seed_demo(settings, args.user))))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+
+    from gql.doctor import run_checks
+    from gql.doctor.report import render_json, render_table
+
+    # The report states every cause; the clients' own log lines would only repeat them.
+    logging.getLogger().addHandler(logging.NullHandler())
+    results = asyncio.run(run_checks(settings))
+    print(render_json(results) if args.json else render_table(results))
+    return 1 if any(result.failed for result in results) else 0
 
 
 def _wait_for_database(settings: Settings) -> None:

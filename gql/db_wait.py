@@ -9,6 +9,7 @@ path) ends the wait at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from urllib.parse import urlsplit
@@ -37,7 +38,6 @@ class DatabaseUnreachable(StartupError):
     def __init__(self, url: str, cause: Exception) -> None:
         verb = "open" if url.startswith("sqlite") else "reach"
         super().__init__(f"cannot {verb} {database_location(url)}: {_describe(cause)}")
-        self.cause = cause
         self.transient = not url.startswith("sqlite") and isinstance(cause, _POSTGRES_NOT_READY)
 
 
@@ -56,6 +56,8 @@ async def open_database(url: str, *, migrate: bool) -> Database:
         async with asyncio.timeout(ATTEMPT_TIMEOUT_S):
             await database.connect(migrate=migrate)
     except Exception as error:
+        with contextlib.suppress(Exception):  # whatever part of it did connect
+            await database.disconnect()
         raise DatabaseUnreachable(url, error) from error
     return database
 
