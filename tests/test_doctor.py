@@ -9,7 +9,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from clients.storage import StorageConfig
@@ -18,7 +17,7 @@ from gql.db_wait import open_database
 from gql.doctor import Outcome, Status, run_checks
 from gql.settings import Settings
 from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
-from tests.servers.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3Server
+from tests.servers.s3 import MotoS3Server
 from tests.support.app_server import free_port
 from tests.support.cli import run_export_gql
 from tests.support.tokens import JWT_SECRET
@@ -109,14 +108,7 @@ def test_a_working_deployment_passes_every_check(
         "HS256 tokens signed with AUTH_JWT_SECRET are issued and verified"
     )
     # The probe object is gone again.
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        region_name=REGION,
-    )
-    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    assert s3_server.client().list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 
 
 @pytest.mark.postgres
