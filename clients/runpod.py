@@ -60,6 +60,10 @@ class RunPodJobNotFound(RunPodError):
 class RunPodRejected(RunPodError):
     """RunPod rejected the request; sending it again will not help."""
 
+    def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
 
 class RunPodStatus(StrEnum):
     IN_QUEUE = "IN_QUEUE"
@@ -268,7 +272,7 @@ class RunPodClient:
             raise RunPodJobNotFound(f"RunPod job {runpod_id!r} not found")
         if code >= 400:
             excerpt = " ".join(response.text.split())[:_BODY_EXCERPT]
-            raise RunPodRejected(f"{what}: HTTP {code}: {excerpt}")
+            raise RunPodRejected(f"{what}: HTTP {code}: {excerpt}", status_code=code)
         try:
             return response.json()
         except ValueError:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
 from gql.settings import Settings
+from gql.settings_errors import load_settings
+from gql.startup import StartupError
 
 SCHEMA_FILE = Path("schema.graphql")
 
@@ -43,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     seed = commands.add_parser("seed-demo", help="store a demo project and game for a user")
     seed.add_argument("--user", default="local")
 
+    doctor = commands.add_parser(
+        "doctor", help="check the deployment: database, RunPod, storage, webhooks, auth"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+
     export = commands.add_parser("export-schema", help="write the schema's SDL")
     export.add_argument("--output", type=Path, default=SCHEMA_FILE)
     export.add_argument("--check", action="store_true", help="fail if the file differs")
@@ -53,21 +61,29 @@ def main(argv: list[str] | None = None) -> int:
         "worker": _worker,
         "token": _token,
         "seed-demo": _seed_demo,
+        "doctor": _doctor,
         "export-schema": _export_schema,
     }[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except StartupError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Settings first: a mistake is reported before the app's slow imports.
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
+    settings = load_settings(Settings, **overrides)
+
     import uvicorn
 
     from gql.app import create_app
     from gql.logs import configure_logging
     from gql.runtime import tune_garbage_collector
 
-    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
-    settings = Settings(**overrides)
     configure_logging(log_format=settings.log_format)
+    _wait_for_database(settings)
     if args.workers > 1:
         from gql.workers import serve_workers
 
@@ -88,12 +104,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    # Same storage and API key settings as the API, so `serve` can point at it with
+    # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
+    settings = load_settings(Settings)
+
     from gql.logs import configure_logging
     from worker.local_server import serve_local_endpoint
 
-    # Same storage and API key settings as the API, so `serve` can point at it with
-    # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
-    settings = Settings()
     configure_logging(log_format=settings.log_format)
     serve_local_endpoint(
         args.host,
@@ -112,11 +129,10 @@ def _token(args: argparse.Namespace) -> int:
 
     from gql.auth import Authenticator, AuthError
 
+    settings = load_settings(Settings)
     try:
         print(
-            Authenticator(Settings().auth_jwt_secret).issue(
-                args.user, ttl=timedelta(days=args.days)
-            )
+            Authenticator(settings.auth_jwt_secret).issue(args.user, ttl=timedelta(days=args.days))
         )
     except AuthError as error:
         print(f"export-gql token: {error}", file=sys.stderr)
@@ -125,10 +141,32 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _seed_demo(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+    _wait_for_database(settings)
+
     from gql.demo import seed_demo
 
-    print(json.dumps(asyncio.run(seed_demo(Settings(), args.user))))
+    print(json.dumps(asyncio.run(seed_demo(settings, args.user))))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+
+    from gql.doctor import run_checks
+    from gql.doctor.report import render_json, render_table
+
+    # The report states every cause; the clients' own log lines would only repeat them.
+    logging.getLogger().addHandler(logging.NullHandler())
+    results = asyncio.run(run_checks(settings))
+    print(render_json(results) if args.json else render_table(results))
+    return 1 if any(result.failed for result in results) else 0
+
+
+def _wait_for_database(settings: Settings) -> None:
+    from gql.db_wait import wait_for_database
+
+    asyncio.run(wait_for_database(settings.database_url, settings.database_connect_timeout_s))
 
 
 def _export_schema(args: argparse.Namespace) -> int:

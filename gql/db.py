@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,9 +69,9 @@ class Database:
         self._sqlite_connection: databases.core.Connection | None = None
         self._queries = load_queries(self.dialect)
 
-    async def connect(self) -> None:
+    async def connect(self, *, migrate: bool = True) -> None:
         if self.dialect == "sqlite":
-            _sqlite_path(self.url).parent.mkdir(parents=True, exist_ok=True)
+            sqlite_path(self.url).parent.mkdir(parents=True, exist_ok=True)
         await self._database.connect()
         if self.dialect == "sqlite":
             connection = self._database.connection()
@@ -83,7 +84,8 @@ class Database:
                 "PRAGMA foreign_keys = ON",
             ):
                 await connection.execute(pragma)
-        await self._migrate()
+        if migrate:
+            await self._migrate()
 
     async def disconnect(self) -> None:
         if self._sqlite_connection is not None:
@@ -123,23 +125,31 @@ class Database:
         else:
             await self._apply_migrations()
 
+    async def applied_migrations(self) -> set[int]:
+        """Versions recorded in `schema_migrations` (none before the first start)."""
+        table_exists = (
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            if self.dialect == "sqlite"
+            else "SELECT 1 FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+        )
+        if await self._target.fetch_one(table_exists) is None:
+            return set()
+        rows = await self._target.fetch_all("SELECT version FROM schema_migrations")
+        return {row._mapping["version"] for row in rows}
+
     async def _apply_migrations(self) -> None:
         await self._target.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        rows = await self._target.fetch_all("SELECT version FROM schema_migrations")
-        applied = {row._mapping["version"] for row in rows}
+        applied = await self.applied_migrations()
         serial_pk = (
             "INTEGER PRIMARY KEY AUTOINCREMENT"
             if self.dialect == "sqlite"
             else "SERIAL PRIMARY KEY"
         )
-        folder = resources.files("gql.sql").joinpath("migrations")
-        for entry in sorted(folder.iterdir(), key=lambda item: item.name):
-            if not entry.name.endswith(".sql"):
-                continue
-            version = int(entry.name.split("_", 1)[0])
+        for version, entry in migration_scripts().items():
             if version in applied:
                 continue
             script = _strip_comments(entry.read_text()).replace("{serial_pk}", serial_pk)
@@ -159,5 +169,12 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_path(url: str) -> Path:
     return Path(url.split(":///", 1)[1].split("?", 1)[0])
+
+
+def migration_scripts() -> dict[int, Traversable]:
+    """The numbered files of `sql/migrations/`, by version, in order."""
+    folder = resources.files("gql.sql").joinpath("migrations")
+    entries = sorted(folder.iterdir(), key=lambda item: item.name)
+    return {int(e.name.split("_", 1)[0]): e for e in entries if e.name.endswith(".sql")}

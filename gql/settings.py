@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,12 +24,14 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     log_format: Literal["text", "json"] = "text"
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     # The address RunPod (webhooks) and browsers (local download URLs) reach this API at.
     public_url: str | None = None
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""
+    # How long commands wait at start for the database to accept a connection.
+    database_connect_timeout_s: float = Field(default=30.0, ge=0)
 
     runpod_endpoint_url: str | None = None
     runpod_api_key: str | None = None
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
     # The handler the local worker runs ("module:function", RunPod's `handler(job)` shape).
     local_worker_handler: str = "worker.handler:handler"
 
-    auth_jwt_secret: str | None = None
+    auth_jwt_secret: str | None = Field(default=None, min_length=32)
 
     storage_dir: Path | None = None
     storage_signing_key: str | None = None
@@ -58,9 +62,9 @@ class Settings(BaseSettings):
     r2_secret_access_key: str | None = None
     r2_region: str = "auto"
 
-    max_query_depth: int = 10
-    max_aliases: int = 15
-    max_query_tokens: int = 2000
+    max_query_depth: int = Field(default=10, ge=1)
+    max_aliases: int = Field(default=15, ge=1)
+    max_query_tokens: int = Field(default=2000, ge=1)
     # A websocket that has not sent `connection_init` by then is closed (4408).
     ws_connection_init_timeout_s: float = Field(default=10.0, gt=0)
     # Keepalive pings; a client that does not answer in time is dropped.
@@ -75,6 +79,33 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
 
+    # The validators below say what a value "must be"; the variable's name is put in
+    # front of it when the error is shown (gql.settings_errors).
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value or value.startswith(_DATABASE_URL_PREFIXES):
+            return value
+        shown = value
+        if "://" in value and not value.startswith("sqlite"):
+            shown = value.partition("://")[0] + "://…"  # the rest may hold a password
+        raise ValueError(f"must start with sqlite:/// or postgresql://, got {shown}")
+
+    @field_validator("runpod_endpoint_url")
+    @classmethod
+    def _endpoint_shape(cls, value: str | None) -> str | None:
+        if value is None or (_is_http_url(value) and _ENDPOINT_PATH.search(urlsplit(value).path)):
+            return value
+        raise ValueError(f"must be an http(s) URL ending in /v2/<endpoint id>, got {value}")
+
+    @field_validator("public_url", "r2_endpoint_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None or _is_http_url(value):
+            return value
+        raise ValueError(f"must be an absolute http(s) URL, got {value}")
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if not self.database_url:
@@ -83,8 +114,21 @@ class Settings(BaseSettings):
             self.storage_dir = self.data_dir / "storage"
         if self.environment == "production" and not self.auth_jwt_secret:
             raise ValueError("AUTH_JWT_SECRET must be set in production")
-        if self.auth_jwt_secret is not None and len(self.auth_jwt_secret) < 32:
-            raise ValueError("AUTH_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _r2_all_or_nothing(self) -> Settings:
+        # Half an R2 configuration would silently mean local storage here while a
+        # worker on RunPod writes to R2.
+        given = {name.upper(): getattr(self, name) for name in _R2_REQUIRED}
+        missing = [name for name, value in given.items() if not value]
+        if missing and len(missing) < len(given):
+            present = [name for name in given if name not in missing]
+            raise ValueError(
+                f"R2 settings incomplete: missing {', '.join(missing)} "
+                f"(given: {', '.join(present)}); set all four R2_* variables, "
+                "or none for local storage"
+            )
         return self
 
     @property
@@ -137,3 +181,19 @@ class Settings(BaseSettings):
             key_file.write_text(secrets.token_hex(32))
             key_file.chmod(0o600)
         return key_file.read_text().strip().encode()
+
+
+_DATABASE_URL_PREFIXES = (
+    "sqlite:///",
+    "sqlite+aiosqlite:///",
+    "postgresql://",
+    "postgres://",
+    "postgresql+asyncpg://",
+)
+_ENDPOINT_PATH = re.compile(r"/v2/[^/]+$")
+_R2_REQUIRED = ("r2_endpoint_url", "r2_bucket", "r2_access_key_id", "r2_secret_access_key")
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)

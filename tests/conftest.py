@@ -66,7 +66,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def postgres_url() -> str:
-    """The test PostgreSQL database, emptied; the test is skipped when it is unreachable."""
+    """The test PostgreSQL database, without tables; skips when none is reachable."""
     return await _empty_postgres()
 
 

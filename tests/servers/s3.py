@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import boto3
 from moto.server import ThreadedMotoServer
 
 from clients.storage import StorageConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
@@ -44,18 +47,21 @@ class MotoS3Server:
     ) -> None:
         self.stop()
 
-    def new_bucket(self, local_dir: Path, name: str | None = None) -> StorageConfig:
-        """Create a bucket (a fresh random name by default) and the config that uses it;
-        `local_dir` only fills the config's required field, R2 settings take precedence."""
-        bucket = name or f"test-{uuid.uuid4().hex[:12]}"
-        client = boto3.client(
+    def client(self) -> S3Client:
+        """A boto3 client of this server, to look into buckets."""
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=ACCESS_KEY_ID,
             aws_secret_access_key=SECRET_ACCESS_KEY,
             region_name=REGION,
         )
-        client.create_bucket(Bucket=bucket)
+
+    def new_bucket(self, local_dir: Path, name: str | None = None) -> StorageConfig:
+        """Create a bucket (a fresh random name by default) and the config that uses it;
+        `local_dir` only fills the config's required field, R2 settings take precedence."""
+        bucket = name or f"test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=bucket)
         return StorageConfig(
             local_dir=local_dir,
             r2_endpoint_url=self.endpoint_url,

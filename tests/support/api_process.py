@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -17,10 +16,9 @@ import httpx
 
 from gql.settings import Settings
 from tests.support.app_server import free_port
+from tests.support.cli import isolated_environ
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Settings the machine may carry that must not leak into a test's server.
-_ISOLATED = ("RUNPOD_ENDPOINT_URL", "RUNPOD_API_KEY", "AUTH_JWT_SECRET", "DATABASE_URL", "R2_")
 
 
 class ApiProcess:
@@ -47,13 +45,12 @@ class ApiProcess:
         return Settings.model_validate(values)
 
     def start(self, timeout: float = 30.0) -> Self:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED)}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
                 cwd=PROJECT_ROOT,
-                env={**env, **self.env},
+                env={**isolated_environ(), **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
