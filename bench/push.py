@@ -46,7 +46,7 @@ def run(context: Context) -> dict[str, Any]:
                 ws_target(api.ws_url, api.token), [job.id for job in jobs], counts
             )
             driven = [job for job, watchers in zip(jobs, counts, strict=True) if watchers]
-            results["polling"][str(count)] = _measure(
+            results["polling"][str(count)] = measure_push(
                 generators,
                 backend,
                 driven,
@@ -60,7 +60,7 @@ def run(context: Context) -> dict[str, Any]:
                 rounds=polling_rounds,
                 grace=INTERVAL_S + 0.3,
             )
-            results["webhook"][str(count)] = _measure(
+            results["webhook"][str(count)] = measure_push(
                 generators,
                 backend,
                 driven,
@@ -101,7 +101,7 @@ def run(context: Context) -> dict[str, Any]:
     }
 
 
-def _measure(
+def measure_push(
     generators: LoadGenerators,
     backend: dict[str, Any],
     jobs: list[Job],

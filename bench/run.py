@@ -20,6 +20,10 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              over a minimal FastAPI REST route doing the same work.
 - cpu:       server CPU ms per 1 000 subscriber updates, N subscribers, one
              update per job per second; beside the raw broadcast server's.
+- scale:     two API processes on one PostgreSQL database: polls per job per
+             interval, webhook -> subscriber latency across processes, failover
+             after `kill -9` of a follower, subscriptions held with push p99 <= 100 ms
+             (BENCH_POSTGRES_URL; see bench/scale.py).
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -46,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu")
+BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu", "scale")
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
     "push": ["push_p50_ms", "push_p99_ms", "push_p50_ms_webhook", "push_p99_ms_webhook"],
@@ -54,6 +58,12 @@ HEADLINES = {
     "fanout": ["fanout_ratio_vs_raw_ws"],
     "mutations": ["mutation_ratio_vs_rest"],
     "cpu": ["cpu_ms_per_1k_updates"],
+    "scale": [
+        "scale_polls_per_job_interval",
+        "scale_push_p99_ms_cross_process",
+        "failover_s",
+        "scale_subscriptions_2proc",
+    ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
 GOALS = [
@@ -64,6 +74,12 @@ GOALS = [
     ("fanout_ratio_vs_raw_ws", ">=", 0.5),
     ("mutation_ratio_vs_rest", ">=", 0.5),
     ("cpu_ms_per_1k_updates", "<=", 146.0),
+    ("scale_polls_per_job_interval", "<=", 1.1),
+    ("scale_push_p99_ms_cross_process", "<=", 50.0),
+    # 3 poll intervals + 2 s.
+    ("failover_s", "<=", 5.0),
+    # Hasura's published figure: 20 000 live queries on 4 vCPU.
+    ("scale_subscriptions_2proc", ">=", 20_000.0),
 ]
 
 
@@ -116,7 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     selected = [name for name in BENCHES if not args.only or name in args.only]
 
-    from bench import broadcast, mutations, polls, push, rss
+    from bench import broadcast, mutations, polls, push, rss, scale
     from bench.harness import Context, machine, raise_nofile
 
     # Ctrl-C and SIGTERM unwind the bench, which cleans up on the way out (even when
@@ -147,6 +163,8 @@ def main() -> int:
             runs.append(("+".join(sorted(wanted)), lambda c: broadcast.run(c, wanted)))
         if "mutations" in selected:
             runs.append(("mutations", mutations.run))
+        if "scale" in selected:
+            runs.append(("scale", scale.run))
         for name, bench in runs:
             say(f"{name}: starting")
             began = time.monotonic()

@@ -1,7 +1,8 @@
 """The system under test: the RunPod fake and the API (`export-gql serve`), as processes.
 
 The API runs with production settings: authentication on, a real RunPod
-endpoint URL (the fake), webhooks through PUBLIC_URL, SQLite in a fresh DATA_DIR.
+endpoint URL (the fake), webhooks through PUBLIC_URL, SQLite in a fresh DATA_DIR
+(or a PostgreSQL database shared by several APIs).
 Jobs are started through the real start mutation, then held IN_PROGRESS on the
 fake, where the benches move them.
 """
@@ -91,6 +92,7 @@ class Api:
         *,
         poll_interval_s: float,
         name: str = "api",
+        database_url: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -109,6 +111,8 @@ class Api:
             "auth_jwt_secret": SECRET,
             "local_worker": False,
         }
+        if database_url is not None:
+            values["database_url"] = database_url
         self.settings = Settings.model_validate(values)
         self.project_id = asyncio.run(seed_assets(self.settings, USER)).project_id
         env = _clean_environment() | {key.upper(): str(value) for key, value in values.items()}
@@ -124,6 +128,10 @@ class Api:
 
     def close(self) -> None:
         self.http.close()
+
+    def process_id(self) -> str:
+        """This API's id in the cluster (the owner named on its job leases)."""
+        return str(self.http.get("/healthz").json()["checks"]["leases"]["process"])
 
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post("/graphql", json={"query": query, "variables": variables})

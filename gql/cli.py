@@ -83,11 +83,13 @@ def _serve(args: argparse.Namespace) -> int:
     from gql.runtime import tune_garbage_collector
 
     configure_logging(log_format=settings.log_format)
-    _wait_for_database(settings)
     if args.workers > 1:
-        from gql.workers import serve_workers
+        from gql.workers import check_workers_database, serve_workers
 
+        check_workers_database(settings)
+        _wait_for_database(settings)
         return serve_workers(settings, args.workers)
+    _wait_for_database(settings)
     app = create_app(settings)
     tune_garbage_collector()
     uvicorn.run(

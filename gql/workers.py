@@ -12,6 +12,7 @@ reports all of them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -28,6 +29,9 @@ from fastapi import FastAPI
 
 from gql.metrics import MULTIPROCESS_DIR_ENV
 from gql.settings import Settings
+from gql.startup import StartupError
+
+logger = logging.getLogger(__name__)
 
 SQLITE_REFUSED = (
     "serve --workers needs PostgreSQL (DATABASE_URL=postgresql://...): "
@@ -36,11 +40,14 @@ SQLITE_REFUSED = (
 LOCAL_WORKER_START_TIMEOUT_S = 60.0
 
 
-def serve_workers(settings: Settings, workers: int) -> int:
-    """Run `workers` API processes until interrupted; 2 when the settings cannot."""
+def check_workers_database(settings: Settings) -> None:
     if settings.database_url.startswith("sqlite"):
-        print(f"export-gql: {SQLITE_REFUSED}", file=sys.stderr)
-        return 2
+        raise StartupError(SQLITE_REFUSED)
+
+
+def serve_workers(settings: Settings, workers: int) -> int:
+    """Run `workers` API processes until interrupted."""
+    check_workers_database(settings)
     # The processes read their settings from the environment, as `serve` would.
     os.environ.update(HOST=settings.host, PORT=str(settings.port))
     with contextlib.ExitStack() as stack:
@@ -100,7 +107,11 @@ def _shared_local_worker() -> Iterator[tuple[str, str]]:
     url = f"http://127.0.0.1:{port}/v2/local"
     try:
         _wait_until_healthy(process, url, api_key)
-        print(f"export-gql: exports run on the shared local worker at {url}", file=sys.stderr)
+        logger.info(
+            "no RUNPOD_ENDPOINT_URL set; exports run on the shared local worker at %s",
+            url,
+            extra={"action": "startup"},
+        )
         yield url, api_key
     finally:
         process.terminate()

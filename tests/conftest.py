@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
-from tests.support.app_server import RunningApp, make_settings
+from tests.servers.runpod_control import RunPodControl
+from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
+from tests.support.api_process import ApiProcess
+from tests.support.app_server import RunningApp, free_port, make_settings
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
 
@@ -89,6 +91,50 @@ def runpod(start_runpod_server: StartRunPodServer, tmp_path: Path) -> RunningRun
 def auto_runpod(runpod: RunningRunPodServer) -> RunningRunPodServer:
     runpod.control.set_behaviour("auto", step=0.05)
     return runpod
+
+
+StartServer = Callable[..., ApiProcess]
+
+
+@pytest.fixture(scope="module")
+def runpod_process() -> Iterator[RunPodServerProcess]:
+    """One fake RunPod process per module (manual jobs); `control` resets it per test."""
+    with RunPodServerProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def control(runpod_process: RunPodServerProcess) -> RunPodControl:
+    assert runpod_process.control is not None
+    runpod_process.control.reset()
+    return runpod_process.control
+
+
+@pytest.fixture
+def start_server(runpod_process: RunPodServerProcess, tmp_path: Path) -> Iterator[StartServer]:
+    """Start `export-gql serve` on SQLite in `tmp_path`.
+
+    Keyword arguments are env values; `webhooks=True` sets PUBLIC_URL to the server
+    itself, so each `/run` carries a webhook URL the fake RunPod can call.
+    """
+    started: list[ApiProcess] = []
+
+    def start(*, webhooks: bool = False, **env: str) -> ApiProcess:
+        port = free_port()
+        values = {
+            "DATA_DIR": str(tmp_path / "data"),
+            "RUNPOD_ENDPOINT_URL": runpod_process.url,
+            "POLL_INTERVAL_S": "0.2",
+            **({"PUBLIC_URL": f"http://127.0.0.1:{port}"} if webhooks else {}),
+            **env,
+        }
+        server = ApiProcess(values, port=port).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 StartApi = Callable[..., RunningApp]

@@ -16,7 +16,8 @@ import pytest
 
 from tests.api.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
 from tests.api.test_tracking import start_overlay
-from tests.faults.conftest import StartServer, wait_for_status
+from tests.conftest import StartServer
+from tests.faults.conftest import wait_for_status
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, SubscriptionError

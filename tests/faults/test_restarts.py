@@ -15,8 +15,8 @@ import pytest
 
 from tests.api.queries import WATCH_JOB
 from tests.api.test_tracking import start_overlay
+from tests.conftest import StartServer
 from tests.faults.conftest import (
-    StartServer,
     first_state_on_subscribing,
     job_of,
     runs_for,

@@ -9,12 +9,14 @@ out, and a dropped feed connection leaves nobody stale.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +26,8 @@ import pytest
 from gql.jobs.models import format_time, utcnow
 from tests.api.queries import CANCEL, START_OVERLAY, WATCH_JOB, WATCH_JOBS, overlay_input
 from tests.api.test_tracking import start_overlay
-from tests.faults.conftest import StartServer, runs_for, wait_for_status
+from tests.conftest import StartServer
+from tests.faults.conftest import runs_for, wait_for_status
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunPodServerProcess
 from tests.support.api_process import PROJECT_ROOT, ApiProcess
@@ -337,19 +340,53 @@ def serve_workers(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def test_serve_workers_on_sqlite_stops_with_a_clear_error(tmp_path: Any) -> None:
+def test_serve_workers_on_sqlite_stops_with_a_clear_error(tmp_path: Path) -> None:
     process = serve_workers(env={"DATA_DIR": str(tmp_path)})
     output, _ = process.communicate(timeout=60)
 
     assert process.returncode == 2
     assert output.strip().splitlines() == [
-        "export-gql: serve --workers needs PostgreSQL (DATABASE_URL=postgresql://...): "
+        "serve --workers needs PostgreSQL (DATABASE_URL=postgresql://...): "
         "SQLite allows one writer and has no change feed between processes"
     ]
 
 
+async def answering_processes(port: int) -> dict[str, dict[str, Any]] | None:
+    """The health reports of both workers behind the port, by process, once both answer."""
+    seen = {}
+    for _ in range(20):
+        try:
+            async with httpx.AsyncClient() as http:  # a new connection each time
+                health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+        except httpx.TransportError:
+            return None
+        seen[health["checks"]["leases"]["process"]] = health
+    return seen if len(seen) == 2 else None
+
+
+def children(pid: int) -> list[tuple[int, list[str]]]:
+    """The child processes of `pid` and their command lines."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in listing.read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+                found.append((int(child), argv))
+    return found
+
+
+def running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
 async def test_serve_workers_on_postgres_serves_from_every_worker(
-    postgres_url: str, runpod_process: RunPodServerProcess, tmp_path: Any
+    postgres_url: str, runpod_process: RunPodServerProcess, tmp_path: Path
 ) -> None:
     port = free_port()
     process = serve_workers(
@@ -362,25 +399,34 @@ async def test_serve_workers_on_postgres_serves_from_every_worker(
         },
     )
     try:
-
-        async def answering_processes() -> set[str] | None:
-            seen = set()
-            for _ in range(20):
-                try:
-                    async with httpx.AsyncClient() as http:  # a new connection each time
-                        health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
-                except httpx.TransportError:
-                    return None
-                assert health["status"] == "ok"
-                seen.add(health["checks"]["leases"]["process"])
-            return seen if len(seen) == 2 else None
-
-        assert len(await eventually(answering_processes, timeout=60)) == 2
+        healths = await eventually(lambda: answering_processes(port), timeout=60)
         async with httpx.AsyncClient() as http:
             exposition = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-        assert "export_gql_subscriptions " in exposition
-        assert "export_gql_feed_connected 1.0" in exposition
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
-    assert process.returncode == 0
+        stop(process)
+
+    assert [health["status"] for health in healths.values()] == ["ok", "ok"]
+    # Either worker reports both: each is connected to the feed.
+    assert "export_gql_feed_connected 1.0" in exposition
+    assert "export_gql_subscriptions 0.0" in exposition
+
+
+async def test_serve_workers_without_an_endpoint_share_one_local_worker(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    process = serve_workers(
+        "--port", str(port), env={"DATA_DIR": str(tmp_path), "DATABASE_URL": postgres_url}
+    )
+    try:
+        healths = await eventually(lambda: answering_processes(port), timeout=60)
+        local_workers = [
+            pid for pid, argv in children(process.pid) if argv[1:4] == ["-m", "gql.cli", "worker"]
+        ]
+    finally:
+        stop(process)
+
+    assert len(local_workers) == 1
+    for health in healths.values():
+        assert health["checks"]["runpod"]["ok"] is True  # reached with the shared API key
+    assert not running(local_workers[0])

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from tests.api.queries import START_OVERLAY, overlay_input
-from tests.faults.conftest import StartServer, read_only
+from tests.conftest import StartServer
+from tests.faults.conftest import read_only
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets
 from tests.support.graphql import GraphQLHTTP
