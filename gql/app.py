@@ -45,8 +45,8 @@ from gql.subscriptions.hub import SubscriptionHub
 
 logger = logging.getLogger(__name__)
 
-# Resumed jobs are polled soon, but spread over this long (at most one interval).
-RESUME_SPREAD_S = 2.0
+# Jobs taken over are polled soon, but spread over this long (at most one interval).
+RESUME_SPREAD_S = 0.5
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clients.storage import StorageConfig
 
 DEFAULT_DATA_DIR = Path("./data")
-# A dead process's jobs are taken over within about 4/3 of the lease's lifetime.
+# A dead process's jobs are taken over within about 5/4 of the lease's lifetime.
 MAX_DEFAULT_LEASE_TTL_S = 3.0
 
 
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # Most concurrent RunPod requests the tracker makes at once.
     runpod_max_concurrency: int = Field(default=50, ge=1)
     runpod_retry_attempts: int = Field(default=4, ge=1)
-    # How long a process's claim on a job it follows lasts unless renewed (a third
+    # How long a process's claim on a job it follows lasts unless renewed (a quarter
     # of it apart); a dead process's jobs are taken over once it runs out.
     # Default: 2 poll intervals + 1 s, at most 3 s.
     lease_ttl_s: float | None = Field(default=None, gt=0)

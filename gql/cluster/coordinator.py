@@ -2,8 +2,8 @@
 
 Each job that needs following (unfinished, or owing RunPod a cancel) is leased
 to one live process in the database; only that process's tracker polls RunPod
-for it. A process leases the jobs it records itself, then a loop, every third of
-the lease's lifetime:
+for it. A process leases the jobs it records itself, then a loop, every quarter
+of the lease's lifetime:
 
 1. renews its registration and its leases; a job it follows whose lease it no
    longer holds (it paused past the expiry and another process took over) is let go;
@@ -71,7 +71,7 @@ class Coordinator:
         self._registry = registry
         self._tracker = tracker
         self._feed = feed
-        self._turn_s = lease_ttl_s / 3
+        self._turn_s = lease_ttl_s / 4
         self._resume_spread_s = resume_spread_s
         self._held: set[str] = set()
         # Leased since the current turn began, so perhaps after its renewal ran.
