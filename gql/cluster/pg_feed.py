@@ -44,6 +44,8 @@ MAX_BATCH = 500
 WATCHDOG_S = 5.0
 # Read back changes from this long before the connection was last known good.
 CATCH_UP_MARGIN_S = 2.0
+# The database may still be coming back when the feed is: keep trying this long.
+CATCH_UP_TIMEOUT_S = 60.0
 _NOTIFY_SQL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 _CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -181,10 +183,16 @@ class PostgresFeed:
 
     async def _catch_up(self, since: float) -> None:
         """Bring this process's subscribers and followers up to date after a gap."""
-        jobs = await self._repo.get_many(self._broker.watched_jobs())
-        users = self._broker.watching_users()
-        if users:
-            jobs += await self._repo.changed_since(users, datetime.fromtimestamp(since, UTC))
+        async for attempt in stamina.retry_context(
+            on=_CONNECTION_ERRORS, attempts=None, timeout=CATCH_UP_TIMEOUT_S, wait_max=2.0
+        ):
+            with attempt:
+                jobs = await self._repo.get_many(self._broker.watched_jobs())
+                users = self._broker.watching_users()
+                if users:
+                    jobs += await self._repo.changed_since(
+                        users, datetime.fromtimestamp(since, UTC)
+                    )
         for job in jobs:
             self._broker.publish(job)
         assert self._events is not None
