@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from clients.runpod import RunPodClient, make_http_client
@@ -32,12 +33,14 @@ from gql.db import Database
 from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
 from gql.jobs.broker import JobBroker
 from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
+from gql.jobs.quotas import StartQuota
 from gql.jobs.repository import JobRepository, Lease
 from gql.jobs.service import JobService
 from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
 from gql.json_body import JsonBodyGuard
 from gql.local_worker import EmbeddedWorker
+from gql.request_size import RequestSizeLimit
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
 from gql.settings import Settings
@@ -74,6 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
                 storage=storage,
                 runpod_configured=runpod is not None,
                 download_url_ttl_s=settings.download_url_ttl_s,
+                quota=StartQuota(
+                    max_active=settings.max_active_exports_per_user,
+                    max_per_minute=settings.max_starts_per_minute_per_user,
+                ),
             ),
             broker=jobs.broker,
             authenticator=Authenticator(settings.auth_jwt_secret),
@@ -113,11 +120,23 @@ def create_app(settings: Settings) -> FastAPI:
         max_tokens=settings.max_query_tokens,
     )
     graphql = GraphQLEndpoint(
-        schema, connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s)
+        schema,
+        connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+        max_connections_per_user=settings.max_connections_per_user,
     )
     app.state.subscription_hub = graphql.hub
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
     app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            max_age=600,
+        )
+    # Outermost of ours: nothing reads a body before its size is known to be fine.
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(http_routes)
     return app
 

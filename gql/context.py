@@ -30,6 +30,8 @@ class Context(BaseContext):
         # Over websockets this is set from `connection_init` (see GraphQLRouter).
         self.user_id = user_id
         self.connection_params: Any | None = None
+        # The user whose connection slot this websocket holds (see UserConnections).
+        self.connection_slot: str | None = None
         # When the change a subscription is about to yield was written (for the
         # push-latency metric); None for a first, current state.
         self.change_written_at: datetime | None = None

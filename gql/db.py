@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -96,6 +97,24 @@ class Database:
     @property
     def _target(self) -> Any:
         return self._sqlite_connection or self._database
+
+    @asynccontextmanager
+    async def serialized(self, key: str) -> AsyncIterator[None]:
+        """Run the block's statements one holder of `key` at a time, across processes.
+
+        PostgreSQL: a transaction holding a transaction-level advisory lock on
+        `key`; each statement in it sees what the previous holder committed.
+        SQLite: nothing to take. It serves one process, whose single connection
+        runs one statement at a time, so a block of one statement is atomic.
+        """
+        if self.dialect == "sqlite":
+            yield
+            return
+        async with self._database.transaction():
+            await self._database.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", {"key": key}
+            )
+            yield
 
     async def fetch_one(self, name: str, /, **values: Any) -> Row | None:
         return await self.fetch_one_sql(self._queries[name], values)

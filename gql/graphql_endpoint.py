@@ -28,6 +28,7 @@ from strawberry.types.unset import UnsetType
 
 from gql.auth import AuthError
 from gql.context import Context, Services
+from gql.subscriptions.connections import UserConnections
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
 from gql.subscriptions.hub import SubscriptionHub
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
@@ -60,8 +61,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         *,
         graphiql: bool = True,
         connection_init_timeout: timedelta = timedelta(seconds=10),
+        max_connections_per_user: int = 100,
     ) -> None:
         self.hub = SubscriptionHub(schema)
+        self.connections = UserConnections(max_connections_per_user)
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,
@@ -95,9 +98,16 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             raise ConnectionRejectionError() from None
         if user_id is None:
             raise ConnectionRejectionError()
-        context.user_id = user_id
+        self.connections.acquire(user_id)  # the handler closes 4429 when it refuses
+        context.user_id = context.connection_slot = user_id
         context.connection_params = None  # the token is not needed past this point
         return await super().on_ws_connect(context)
+
+    def release_connection(self, context: Context) -> None:
+        """The websocket is gone: free its user's slot, if it held one."""
+        if context.connection_slot is not None:
+            self.connections.release(context.connection_slot)
+            context.connection_slot = None
 
 
 class WebSocketShortcut:

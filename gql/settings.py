@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clients.storage import StorageConfig
 
@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_aliases: int = Field(default=15, ge=1)
     max_query_tokens: int = Field(default=2000, ge=1)
+    # Request bodies beyond this are refused (413) as they stream in, before parsing.
+    max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Per user: unfinished exports, exports started in any minute, and open
+    # subscription connections (websocket or HTTP stream) on each process.
+    max_active_exports_per_user: int = Field(default=10, ge=1)
+    max_starts_per_minute_per_user: int = Field(default=60, ge=1)
+    max_connections_per_user: int = Field(default=100, ge=1)
     # A websocket that has not sent `connection_init` by then is closed (4408).
     ws_connection_init_timeout_s: float = Field(default=10.0, gt=0)
     # Keepalive pings; a client that does not answer in time is dropped.
@@ -105,6 +114,24 @@ class Settings(BaseSettings):
         if value is None or _is_http_url(value):
             return value
         raise ValueError(f"must be an absolute http(s) URL, got {value}")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin != "*" and not (_is_http_url(origin) and parts.path in ("", "/")):
+                raise ValueError(
+                    f"must be comma-separated origins like https://app.example.com, got {origin}"
+                )
+        return value
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

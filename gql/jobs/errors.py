@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     NOT_CANCELLABLE = "NOT_CANCELLABLE"
     NOT_RETRYABLE = "NOT_RETRYABLE"
     RUNPOD_NOT_CONFIGURED = "RUNPOD_NOT_CONFIGURED"
+    TOO_MANY_ACTIVE_EXPORTS = "TOO_MANY_ACTIVE_EXPORTS"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class FieldError:
     code: ErrorCode
     message: str
     field: tuple[str, ...] | None = None
+    retry_after_s: int | None = None
+    """For RATE_LIMITED: seconds until the request would be accepted."""
 
 
 class ExportError(Exception):

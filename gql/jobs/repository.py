@@ -16,6 +16,7 @@ from typing import Any
 from gql.db import Database
 from gql.jobs.errors import JobConflict
 from gql.jobs.models import ExportJob, ExportKind, ExportStatus, format_time, parse_time
+from gql.jobs.quotas import RATE_WINDOW, QuotaUsage, StartQuota
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,16 +130,31 @@ class JobRepository:
         self._db = database
         self._lease = lease
 
-    async def insert(self, job: ExportJob) -> ExportJob | None:
-        """Store a new job, leased to this process; None when the user's idempotency
-        key is already taken."""
-        row = await self._db.fetch_one(
-            "insert_job",
-            **row_values(job),
-            lease_owner=self._lease.owner,
-            lease_ttl=self._lease.ttl_s,
-        )
+    async def insert(self, job: ExportJob, quota: StartQuota) -> ExportJob | None:
+        """Store a new job, leased to this process, within its user's quota; None
+        when the quota is used up or the user's idempotency key is taken."""
+        async with self._db.serialized(f"export-gql:starts:{job.user_id}"):
+            row = await self._db.fetch_one(
+                "insert_job",
+                **row_values(job),
+                lease_owner=self._lease.owner,
+                lease_ttl=self._lease.ttl_s,
+                max_active=quota.max_active,
+                max_starts=quota.max_per_minute,
+                window_start=format_time(job.created_at - RATE_WINDOW),
+            )
         return ExportJob.from_row(row) if row else None
+
+    async def quota_usage(self, user_id: str, now: datetime) -> QuotaUsage:
+        row = await self._db.fetch_one(
+            "user_quota_usage", user_id=user_id, window_start=format_time(now - RATE_WINDOW)
+        )
+        assert row is not None
+        return QuotaUsage(
+            active=int(row["active"]),
+            recent=int(row["recent"]),
+            oldest_recent=parse_time(row["oldest_recent"]),
+        )
 
     async def get(self, job_id: str) -> ExportJob | None:
         row = await self._db.fetch_one("get_job", id=job_id)

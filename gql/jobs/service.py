@@ -15,8 +15,9 @@ from typing import Protocol
 
 from clients.storage import ObjectStorage
 from gql.assets import AssetRepository, game_video_key, raw_clip_key, working_video_key
-from gql.jobs.errors import ErrorCode, ExportError
+from gql.jobs.errors import ErrorCode, ExportError, FieldError
 from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
+from gql.jobs.quotas import StartQuota, refusal
 from gql.jobs.repository import Cursor, JobFilter, JobRepository
 from gql.jobs.requests import ExportRequest, validated
 from gql.jobs.transitions import JobTransitions
@@ -24,6 +25,7 @@ from gql.jobs.transitions import JobTransitions
 logger = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
+_RECORD_ATTEMPTS = 2
 
 
 class Followers(Protocol):
@@ -59,6 +61,7 @@ class JobService:
         storage: ObjectStorage,
         runpod_configured: bool,
         download_url_ttl_s: int,
+        quota: StartQuota,
     ) -> None:
         self._repo = repo
         self._assets = assets
@@ -67,6 +70,7 @@ class JobService:
         self._storage = storage
         self._runpod_configured = runpod_configured
         self._download_url_ttl_s = download_url_ttl_s
+        self._quota = quota
 
     async def start(self, user_id: str, request: ExportRequest) -> ExportJob:
         """Record the job and hand it to its follower; RunPod is never awaited here."""
@@ -188,13 +192,9 @@ class JobService:
             started_at=None,
             completed_at=None,
         )
-        stored = await self._repo.insert(job)
-        if stored is None:
-            # A concurrent request with the same idempotency key won the insert.
-            assert request.idempotency_key is not None
-            existing = await self._repo.get_by_idempotency_key(user_id, request.idempotency_key)
-            assert existing is not None
-            return _same_request(existing, request)
+        stored = await self._record(job, request)
+        if stored.id != job.id:
+            return stored  # an idempotent replay
         logger.info(
             "job created",
             extra={
@@ -207,6 +207,29 @@ class JobService:
         self._transitions.announce(stored)
         self._followers.adopt(stored)
         return stored
+
+    async def _record(self, job: ExportJob, request: ExportRequest) -> ExportJob:
+        """Store the job within its user's quota, or return the job its idempotency
+        key already names; raises the quota's refusal."""
+        for _ in range(_RECORD_ATTEMPTS):
+            stored = await self._repo.insert(job, self._quota)
+            if stored is not None:
+                return stored
+            if request.idempotency_key is not None:
+                # A concurrent request with the same key may have won.
+                existing = await self._repo.get_by_idempotency_key(
+                    job.user_id, request.idempotency_key
+                )
+                if existing is not None:
+                    return _same_request(existing, request)
+            now = utcnow()
+            error = refusal(self._quota, await self._repo.quota_usage(job.user_id, now), now)
+            if error is not None:
+                raise error
+            # Room was made between the two reads (an export ended): try again.
+        raise ExportError(
+            FieldError(ErrorCode.RATE_LIMITED, "Too many starts at once; try again.", None, 1)
+        )
 
     async def _input_key(self, user_id: str, request: ExportRequest) -> str:
         if request.kind is ExportKind.ANNOTATE:

@@ -19,6 +19,9 @@ class UserError:
     code: str = strawberry.field(
         description="Stable machine-readable code, e.g. PROJECT_NOT_FOUND or OUT_OF_RANGE."
     )
+    retry_after_seconds: int | None = strawberry.field(
+        default=None, description="For RATE_LIMITED: when the request would be accepted."
+    )
 
 
 def user_errors(error: ExportError) -> list[UserError]:
@@ -27,6 +30,7 @@ def user_errors(error: ExportError) -> list[UserError]:
             field=list(item.field) if item.field is not None else None,
             message=item.message,
             code=item.code.value,
+            retry_after_seconds=item.retry_after_s,
         )
         for item in error.errors
     ]

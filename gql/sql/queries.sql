@@ -7,21 +7,47 @@
 -- name: select_one
 SELECT 1 AS ok;
 
--- A new job is leased to the process that records it.
+-- A new job is leased to the process that records it, and recorded only within
+-- its user's quota: fewer than :max_active unfinished exports, and fewer than
+-- :max_starts started since :window_start. On PostgreSQL the caller holds the
+-- user's lock (`lock_user`), so concurrent starts are counted one after another;
+-- SQLite runs one statement at a time.
 -- name: insert_job
 INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
     started_at, completed_at, lease_owner, lease_expires_at
-) VALUES (
+)
+SELECT
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
     :started_at, :completed_at, :lease_owner, {now} + :lease_ttl
-)
+WHERE (
+    SELECT COUNT(*) FROM export_jobs
+    WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
+) < :max_active
+AND (
+    SELECT COUNT(*) FROM export_jobs WHERE user_id = :user_id AND created_at >= :window_start
+) < :max_starts
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
 RETURNING *;
+
+-- Why a start was refused: the user's unfinished exports, and those started in the window.
+-- name: user_quota_usage
+SELECT
+    (
+        SELECT COUNT(*) FROM export_jobs
+        WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
+    ) AS active,
+    (
+        SELECT COUNT(*) FROM export_jobs WHERE user_id = :user_id AND created_at >= :window_start
+    ) AS recent,
+    (
+        SELECT MIN(created_at) FROM export_jobs
+        WHERE user_id = :user_id AND created_at >= :window_start
+    ) AS oldest_recent;
 
 -- name: get_job
 SELECT * FROM export_jobs WHERE id = :id;

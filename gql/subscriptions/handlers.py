@@ -17,9 +17,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     CompleteMessage,
+    ConnectionInitMessage,
     SubscribeMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ErrorMessage,
     StartMessage,
@@ -27,6 +31,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 )
 
 from gql.context import Context
+from gql.subscriptions.connections import ConnectionLimitReached
 from gql.subscriptions.hub import SubscriptionHub
 from gql.subscriptions.operations import SharedOperation, shared_operation
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
@@ -34,6 +39,11 @@ from gql.subscriptions.outbox import OutboxWebSocketAdapter
 
 class HubView(Protocol):
     hub: SubscriptionHub
+
+    def release_connection(self, context: Context) -> None: ...
+
+
+TOO_MANY_CONNECTIONS = 4429
 
 
 def _shareable(context: Context, payload: object) -> SharedOperation | None:
@@ -55,7 +65,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.shared: dict[str, _TransportSubscriber] = {}
         self.outbox = cast(OutboxWebSocketAdapter, self.websocket)
         self.outbox.on_abandon = self._leave_all
-        self.hub = cast(HubView, self.view).hub
+        self.hub_view = cast(HubView, self.view)
+        self.hub = self.hub_view.hub
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionLimitReached as refusal:
+            await self.websocket.close(code=TOO_MANY_CONNECTIONS, reason=str(refusal))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         op_id, payload = message["id"], message["payload"]
@@ -87,6 +104,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def shutdown(self) -> None:
         self._leave_all()
+        self.hub_view.release_connection(self.context)
         await super().shutdown()
 
     def _leave_all(self) -> None:
@@ -124,7 +142,14 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         self.shared: dict[str, _LegacySubscriber] = {}
         self.outbox = cast(OutboxWebSocketAdapter, self.websocket)
         self.outbox.on_abandon = self._leave_all
-        self.hub = cast(HubView, self.view).hub
+        self.hub_view = cast(HubView, self.view)
+        self.hub = self.hub_view.hub
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except ConnectionLimitReached as refusal:
+            await self.websocket.close(code=TOO_MANY_CONNECTIONS, reason=str(refusal))
 
     async def handle_start(self, message: StartMessage) -> None:
         op_id, payload = message["id"], message["payload"]
@@ -154,6 +179,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def cleanup(self) -> None:
         self._leave_all()
+        self.hub_view.release_connection(self.context)
         await super().cleanup()
 
     def _leave_all(self) -> None:

@@ -90,8 +90,15 @@ class ApiProcess:
         return dict(httpx.get(f"{self.url}/healthz", timeout=5).json()["load"])
 
     def rss_kb(self) -> int:
+        return self._status_kb("VmRSS")
+
+    def hwm_kb(self) -> int:
+        """The process's peak RSS so far."""
+        return self._status_kb("VmHWM")
+
+    def _status_kb(self, field: str) -> int:
         status = Path(f"/proc/{self.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        line = next(line for line in status.splitlines() if line.startswith(f"{field}:"))
         return int(line.split()[1])
 
     def __enter__(self) -> Self:

@@ -20,11 +20,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Tests start many exports as one user; those about quotas set their own.
+UNLIMITED_STARTS = {
+    "max_active_exports_per_user": 100_000,
+    "max_starts_per_minute_per_user": 100_000,
+}
+
+
 def make_settings(**values: Any) -> Settings:
     """Settings from the given values only: the machine's environment is ignored."""
     values.setdefault("port", free_port())
     values.setdefault("poll_interval_s", 0.05)
-    return Settings.model_validate(values)
+    return Settings.model_validate({**UNLIMITED_STARTS, **values})
 
 
 class RunningApp:
