@@ -55,7 +55,8 @@ class _Waiter:
 
 
 class Recorder:
-    """What arrives on the subscriptions: (message, time) pairs or per-bucket counts.
+    """What arrives on the subscriptions: (message, time) pairs, per-bucket counts, or
+    (job id, time) of each COMPLETE.
 
     The driver writes a unique `message` with every change, so a receipt names
     the change it shows. `expect` lets the closed-loop driver wait until this
@@ -81,6 +82,9 @@ class Recorder:
         self.received += 1
         if self.mode == "latency":
             self.samples.append((token, now))
+        elif self.mode == "complete":
+            if job.get("status") == "COMPLETE":
+                self.samples.append((job.get("id") or "", now))
         elif self.mode == "count":
             self.buckets[int(now * BUCKETS_PER_S)] += 1
         waiter = self._waiters.get(token)

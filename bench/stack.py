@@ -151,6 +151,17 @@ class Api:
         variables = {"input": overlay_input(self.project_id)}
         return json.dumps({"query": START_MUTATION, "variables": variables}).encode()
 
+    def start_jobs(self, count: int) -> list[str]:
+        """`count` exports started through the API, as fast as one client can; their ids."""
+        ids = []
+        for _ in range(count):
+            data = self.graphql(START_MUTATION, {"input": overlay_input(self.project_id)})
+            result = data["startOverlayExport"]
+            if result["userErrors"]:
+                raise RuntimeError(f"start refused: {result['userErrors']}")
+            ids.append(str(result["job"]["id"]))
+        return ids
+
     def create_jobs(self, count: int, timeout: float = 20.0) -> list[Job]:
         """`count` jobs started through the API and held IN_PROGRESS (progress 1)."""
         ids = []

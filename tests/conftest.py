@@ -13,7 +13,7 @@ import pytest
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
 from tests.support.api_process import ApiProcess
-from tests.support.app_server import UNLIMITED_STARTS, RunningApp, free_port, make_settings
+from tests.support.app_server import RunningApp, free_port, make_settings
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
 
@@ -122,7 +122,6 @@ def start_server(runpod_process: RunPodServerProcess, tmp_path: Path) -> Iterato
     def start(*, webhooks: bool = False, **env: str) -> ApiProcess:
         port = free_port()
         values = {
-            **{name.upper(): str(limit) for name, limit in UNLIMITED_STARTS.items()},
             "DATA_DIR": str(tmp_path / "data"),
             "RUNPOD_ENDPOINT_URL": runpod_process.url,
             "POLL_INTERVAL_S": "0.2",

@@ -15,10 +15,13 @@ from typing import Self
 import httpx
 
 from gql.settings import Settings
-from tests.support.app_server import free_port
+from tests.support.app_server import NO_USER_LIMITS, free_port
 from tests.support.cli import isolated_environ
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+NO_USER_LIMITS_ENV = {name.upper(): str(limit) for name, limit in NO_USER_LIMITS.items()}
 
 
 class ApiProcess:
@@ -50,7 +53,7 @@ class ApiProcess:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
                 cwd=PROJECT_ROOT,
-                env={**isolated_environ(), **self.env},
+                env={**isolated_environ(), **NO_USER_LIMITS_ENV, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -20,10 +20,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# Tests start many exports as one user; those about quotas set their own.
-UNLIMITED_STARTS = {
+# Tests start many exports and connections as one user; those about the
+# per-user limits set their own.
+NO_USER_LIMITS = {
     "max_active_exports_per_user": 100_000,
     "max_starts_per_minute_per_user": 100_000,
+    "max_connections_per_user": 100_000,
 }
 
 
@@ -31,7 +33,7 @@ def make_settings(**values: Any) -> Settings:
     """Settings from the given values only: the machine's environment is ignored."""
     values.setdefault("port", free_port())
     values.setdefault("poll_interval_s", 0.05)
-    return Settings.model_validate({**UNLIMITED_STARTS, **values})
+    return Settings.model_validate({**NO_USER_LIMITS, **values})
 
 
 class RunningApp:
