@@ -133,7 +133,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_tokens=settings.max_query_tokens,
     )
     graphql = GraphQLEndpoint(
-        schema, connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s)
+        schema,
+        connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
+        stream_heartbeat_s=settings.http_stream_heartbeat_s,
     )
     app.state.subscription_hub = graphql.hub
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))

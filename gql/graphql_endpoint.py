@@ -1,9 +1,12 @@
-"""The GraphQL endpoint: HTTP, GraphiQL and both websocket subprotocols on `/graphql`.
+"""The GraphQL endpoint on `/graphql`: HTTP, GraphiQL, both websocket subprotocols,
+and subscriptions streamed over HTTP (`Accept: text/event-stream` for SSE, as the
+`graphql-sse` client's distinct-connections mode sends it, or
+`multipart/mixed;subscriptionSpec=1.0` as Apollo Client does).
 
 Subscriptions are multiplexed: identical ones share one execution
-(`gql.subscriptions`).
+(`gql.subscriptions`), whichever transport their subscribers use.
 
-HTTP requests authenticate with their `Authorization` header. Websockets
+HTTP requests, streamed ones included, authenticate with their `Authorization` header. Websockets
 authenticate in `connection_init` (Apollo's and urql's `connectionParams`):
 `{"authorization": "Bearer <token>"}`, `{"Authorization": ...}`, `{"token": ...}` or
 `{"headers": {"Authorization": ...}}`; a bad token closes the socket (4403).
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import strawberry
 from fastapi import HTTPException
@@ -23,14 +26,30 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.types.unset import UnsetType
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.streaming import HTTPStreamTransport
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.types.unset import UNSET, UnsetType
 
 from gql.auth import AuthError
 from gql.context import Context, Services
+from gql.schema.errors import PublicError
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
+from gql.subscriptions.http_streams import hub_stream
 from gql.subscriptions.hub import SubscriptionHub
+from gql.subscriptions.operations import is_subscription, shared_operation
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
+
+STREAMING_REQUIRED = (
+    "Subscriptions are streamed: send this request with 'Accept: text/event-stream' (SSE) "
+    "or 'Accept: multipart/mixed;subscriptionSpec=1.0', or subscribe over the websocket "
+    "on this URL (graphql-transport-ws)."
+)
 
 
 def _authorization_from(params: Mapping[str, Any]) -> object:
@@ -60,13 +79,80 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         *,
         graphiql: bool = True,
         connection_init_timeout: timedelta = timedelta(seconds=10),
+        stream_heartbeat_s: float | None = None,
     ) -> None:
         self.hub = SubscriptionHub(schema)
+        # None: each transport's own interval (15 s for SSE, 5 s for multipart).
+        self.stream_heartbeat_s = stream_heartbeat_s
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
             connection_init_wait_timeout=connection_init_timeout,
+        )
+        self._stream_transports: dict[str, HTTPStreamTransport] = {
+            transport.protocol: transport
+            for transport in (cls() for cls in self.stream_transport_classes_by_protocol.values())
+        }
+
+    @overload
+    async def run(
+        self, request: Request, context: Context = ..., root_value: None = ...
+    ) -> Response: ...
+
+    @overload
+    async def run(
+        self, request: WebSocket, context: Context = ..., root_value: None = ...
+    ) -> WebSocket: ...
+
+    async def run(
+        self,
+        request: Request | WebSocket,
+        context: Context = UNSET,
+        root_value: None = UNSET,
+    ) -> Response | WebSocket:
+        """Subscriptions over HTTP go to the hub; everything else is Strawberry's."""
+        if isinstance(request, WebSocket) or context is not UNSET:
+            return await super().run(request, context, root_value)
+        context = await self.get_context(request, response=await self.get_sub_response(request))
+        return await self._stream_from_hub(request, context) or await super().run(
+            request, context, root_value
+        )
+
+    async def _stream_from_hub(self, request: Request, context: Context) -> Response | None:
+        """The response to a subscription over HTTP; None for any other request."""
+        adapter = self.request_adapter_class(request)
+        if self.should_render_graphql_ide(adapter) or request.method not in ("GET", "POST"):
+            return None
+        # The body is cached on the request: Strawberry can read it again afterwards.
+        data = await self.parse_http_body(adapter)
+        if not isinstance(data, GraphQLRequestData):
+            return None
+        if data.protocol == "http" and is_subscription(data.query, data.operation_name):
+            error = PublicError(STREAMING_REQUIRED, "STREAMING_REQUIRED").formatted
+            response = GraphQLHTTPResponse(data=None, errors=[error])
+            return self.create_response(response, await self.get_sub_response(request))
+        operation = shared_operation(
+            context.user_id, data.query, data.variables, data.operation_name
+        )
+        transport = self._stream_transports.get(data.protocol)
+        if operation is None or transport is None:
+            return None
+        stream = hub_stream(
+            self.hub,
+            operation,
+            context.services,
+            transport,
+            encode_json=self.encode_json_string,
+            heartbeat_interval_s=self.stream_heartbeat_s,
+        )
+        return await self.create_streaming_response(
+            request, stream, await self.get_sub_response(request), headers=transport.headers
         )
 
     async def get_context(

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # Job updates are a few hundred bytes: compressing them costs a zlib context
     # per connection and CPU per message for little gain.
     ws_per_message_deflate: bool = False
+    # Heartbeats of subscriptions streamed over HTTP; unset: 15 s for SSE, 5 s for multipart.
+    http_stream_heartbeat_s: float | None = Field(default=None, gt=0)
 
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod
