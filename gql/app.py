@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
             max_concurrency=settings.runpod_max_concurrency,
             circuit=circuit,
         )
+        authenticator = Authenticator.from_settings(settings)
         app.state.services = Services(
             jobs=JobService(
                 repo=repo,
@@ -103,7 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
                 download_url_ttl_s=settings.download_url_ttl_s,
             ),
             broker=broker,
-            authenticator=Authenticator(settings.auth_jwt_secret),
+            authenticator=authenticator,
         )
         app.state.database = database
         app.state.job_repository = repo
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
             if local_worker is not None:
                 await local_worker.stop()
             await http.aclose()
+            await authenticator.aclose()
             await database.disconnect()
 
     app = FastAPI(

@@ -163,7 +163,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             # Known after `connection_init`; see `on_ws_connect`.
             return Context(services, user_id=None)
         try:
-            user_id = services.authenticator.user_from_authorization(
+            user_id = await services.authenticator.user_from_authorization(
                 request.headers.get("authorization")
             )
         except AuthError as error:
@@ -176,7 +176,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         params = context.connection_params if isinstance(context.connection_params, Mapping) else {}
         authenticator = context.services.authenticator
         try:
-            user_id = authenticator.user_from_authorization(_authorization_from(params))
+            user_id = await authenticator.user_from_authorization(_authorization_from(params))
         except AuthError:
             raise ConnectionRejectionError() from None
         if user_id is None:

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     local_worker_handler: str = "worker.handler:handler"
 
     auth_jwt_secret: str | None = None
+    # An identity provider's RS256/ES256 tokens, verified against its published keys.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # The claim holding the user id, as in Hasura's JWT mode.
+    auth_user_claim: str = "sub"
 
     storage_dir: Path | None = None
     storage_signing_key: str | None = None
@@ -76,8 +82,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'export-gql.db'}"
         if self.storage_dir is None:
             self.storage_dir = self.data_dir / "storage"
-        if self.environment == "production" and not self.auth_jwt_secret:
-            raise ValueError("AUTH_JWT_SECRET must be set in production")
+        if self.environment == "production" and not (self.auth_jwt_secret or self.auth_jwks_url):
+            raise ValueError("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production")
         if self.auth_jwt_secret is not None and len(self.auth_jwt_secret) < 32:
             raise ValueError("AUTH_JWT_SECRET must be at least 32 characters")
         return self
