@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
             ),
             broker=broker,
             authenticator=authenticator,
+            assets=assets,
         )
         app.state.database = database
         app.state.job_repository = repo

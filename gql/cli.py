@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seed = commands.add_parser("seed-demo", help="store a demo project and game for a user")
     seed.add_argument("--user", default="local")
+    seed.add_argument("--seconds", type=float, help="length of the demo videos (default: 30)")
 
     export = commands.add_parser("export-schema", help="write the schema's SDL")
     export.add_argument("--output", type=Path, default=SCHEMA_FILE)
@@ -115,9 +116,13 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _seed_demo(args: argparse.Namespace) -> int:
-    from gql.demo import seed_demo
+    from gql.demo import DEMO_SECONDS, seed_demo
 
-    print(json.dumps(asyncio.run(seed_demo(Settings(), args.user))))
+    seconds = DEMO_SECONDS if args.seconds is None else args.seconds
+    if not 1 <= seconds <= 600:
+        print("export-gql seed-demo: --seconds must be between 1 and 600", file=sys.stderr)
+        return 2
+    print(json.dumps(asyncio.run(seed_demo(Settings(), args.user, seconds=seconds))))
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.fastapi import BaseContext
 
+from gql.assets import AssetRepository
 from gql.auth import Authenticator
 from gql.jobs.broker import JobBroker
 from gql.jobs.service import JobService
@@ -20,6 +21,7 @@ class Services:
     jobs: JobService
     broker: JobBroker
     authenticator: Authenticator
+    assets: AssetRepository
 
 
 class Context(BaseContext):

@@ -16,7 +16,14 @@ from gql.schema.errors import is_public
 from gql.schema.inputs import ExportJobFilter
 from gql.schema.limits import limit_extensions
 from gql.schema.permissions import IsAuthenticated
-from gql.schema.types import CancelExportPayload, ExportJob, ExportJobConnection, StartExportPayload
+from gql.schema.types import (
+    CancelExportPayload,
+    ExportJob,
+    ExportJobConnection,
+    Game,
+    Project,
+    StartExportPayload,
+)
 
 _authenticated: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -32,6 +39,16 @@ class Query:
         resolver=queries.export_jobs,
         permission_classes=_authenticated,
         description="The caller's jobs, newest first. `first` is at most 100.",
+    )
+    projects: list[Project] = strawberry.field(
+        resolver=queries.projects,
+        permission_classes=_authenticated,
+        description="The caller's projects, newest first (at most 100).",
+    )
+    games: list[Game] = strawberry.field(
+        resolver=queries.games,
+        permission_classes=_authenticated,
+        description="The caller's games, newest first (at most 100).",
     )
 
 
