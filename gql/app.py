@@ -29,6 +29,7 @@ from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
 from gql.json_body import JsonBodyGuard
 from gql.local_worker import EmbeddedWorker
+from gql.panel import mount_panel
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
 from gql.settings import Settings
@@ -144,4 +145,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
     app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
     app.include_router(http_routes)
+    mount_panel(app)
     return app

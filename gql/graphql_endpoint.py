@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import strawberry
 from fastapi import HTTPException
@@ -37,14 +37,18 @@ from strawberry.subscriptions import (
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql.auth import AuthError
+
+if TYPE_CHECKING:
+    from cross_web import AsyncHTTPRequestAdapter
 from gql.context import Context, Services
 from gql.schema.errors import PublicError
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
-from gql.subscriptions.http_streams import hub_stream
+from gql.subscriptions.http_streams import SSELineFeedTransport, hub_stream
 from gql.subscriptions.hub import SubscriptionHub
 from gql.subscriptions.operations import is_subscription, shared_operation
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
 
+JSON_MEDIA_TYPES = frozenset({"application/json", "application/graphql-response+json"})
 STREAMING_REQUIRED = (
     "Subscriptions are streamed: send this request with 'Accept: text/event-stream' (SSE) "
     "or 'Accept: multipart/mixed;subscriptionSpec=1.0', or subscribe over the websocket "
@@ -65,10 +69,19 @@ def _authorization_from(params: Mapping[str, Any]) -> object:
     return None
 
 
+def _accepts_json(accept: str) -> bool:
+    media_types = (part.split(";", 1)[0].strip().lower() for part in accept.split(","))
+    return any(media in JSON_MEDIA_TYPES for media in media_types)
+
+
 class GraphQLEndpoint(GraphQL[Context, None]):
     """A plain ASGI app, routed without FastAPI's dependency injection: every
     websocket holds on to what its request set up, so less is less per client."""
 
+    stream_transport_classes_by_protocol = {
+        **GraphQL.stream_transport_classes_by_protocol,
+        GRAPHQL_SSE_PROTOCOL: SSELineFeedTransport,
+    }
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = OutboxWebSocketAdapter
@@ -123,6 +136,22 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return await self._stream_from_hub(request, context) or await super().run(
             request, context, root_value
         )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Streams are for subscriptions: a query or mutation from a client that also
+        accepts JSON (urql sends `application/json, …, text/event-stream`) is
+        answered in JSON, not as a one-event stream."""
+        data = await super().parse_http_body(request)
+        if (
+            isinstance(data, GraphQLRequestData)
+            and data.protocol != "http"
+            and _accepts_json(request.headers.get("accept", ""))
+            and not is_subscription(data.query, data.operation_name)
+        ):
+            data.protocol = "http"
+        return data
 
     async def _stream_from_hub(self, request: Request, context: Context) -> Response | None:
         """The response to a subscription over HTTP; None for any other request."""

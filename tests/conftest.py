@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
-from tests.support.app_server import RunningApp, make_settings
+from tests.support.app_server import RunningApp, make_settings, sqlite_url
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
 
@@ -60,7 +60,7 @@ async def _reset_postgres() -> None:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs on SQLite, then on PostgreSQL when one is reachable."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+        return sqlite_url(tmp_path)
     if not _POSTGRES:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     await _reset_postgres()

@@ -31,6 +31,19 @@ MAX_QUEUED_FRAMES = 512
 JSONEncoder = Callable[[object], str]
 
 
+class SSELineFeedTransport(SSETransport):
+    """Strawberry's SSE transport with LF line endings instead of CRLF.
+
+    Both are valid SSE, but urql's `fetchSubscriptions` parser splits events on a
+    blank LF line only, and never sees an event framed with CRLF."""
+
+    def encode_event(self, event: str, data: str | None = None) -> str:
+        return super().encode_event(event, data).replace("\r\n", "\n")
+
+    def encode_comment(self, comment: str) -> str:
+        return f": {comment}\n\n"
+
+
 def frame_next(transport: HTTPStreamTransport, payload: str) -> str:
     """`transport.encode_next` for a payload that is already encoded JSON."""
     if isinstance(transport, SSETransport):

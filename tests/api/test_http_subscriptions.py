@@ -174,3 +174,27 @@ async def test_streams_authenticate_and_never_show_another_users_job(
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     forged = await subscribe("not-a-token").open()
     assert forged.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        # urql's Accept for queries and mutations
+        (
+            "application/graphql-response+json, application/graphql+json, application/json, "
+            "text/event-stream, multipart/mixed",
+            "application/json",
+        ),
+        ("text/event-stream", "text/event-stream"),  # graphql-sse's distinct connections
+    ],
+)
+async def test_queries_are_answered_in_json_unless_only_a_stream_is_accepted(
+    api: RunningApp, http: httpx.AsyncClient, accept: str, content_type: str
+) -> None:
+    response = await http.post(
+        api.graphql_url, json={"query": "{ projects { id } }"}, headers={"Accept": accept}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(content_type)
+    assert '"projects":[]' in response.text

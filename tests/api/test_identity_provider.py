@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests.api.test_tracking import start_overlay
 from tests.conftest import StartApi
 from tests.servers.jwks import AUDIENCE, ISSUER, IdentityProvider, SigningKey, claims_for
-from tests.support.app_server import RunningApp
+from tests.support.app_server import RunningApp, sqlite_url
 from tests.support.assets import seed_assets
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, SubscriptionError
 from tests.support.http_streams import HTTPSubscription
@@ -36,7 +36,7 @@ PROBE_SUBSCRIPTION = 'subscription { exportJob(id: "missing") { id } }'
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """Authentication does not touch the database: SQLite is enough."""
-    return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+    return sqlite_url(tmp_path)
 
 
 @pytest.fixture

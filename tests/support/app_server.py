@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,6 +19,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    """The database of a test's API under its tmp_path."""
+    return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
 
 
 def make_settings(**values: Any) -> Settings:
