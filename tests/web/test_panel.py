@@ -9,7 +9,7 @@ seen passing through intermediate values however fast this machine renders.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from gql.demo import seed_demo
 from tests.api.test_local_worker import HeldExports
 from tests.support.app_server import RunningApp, make_settings
-from tests.worker.endpoint_handlers import HELD_EXPORTS_DIR
+from tests.support.node import require_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium dials out, and a closed network
 # refuses it.
 CHROMIUM_FLAGS = [
@@ -47,14 +46,6 @@ DURATION_JS = """video => new Promise((resolve, reject) => {
 
 
 @pytest.fixture
-def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HeldExports:
-    folder = tmp_path / "released"
-    folder.mkdir()
-    monkeypatch.setenv(HELD_EXPORTS_DIR, str(folder))
-    return HeldExports(folder)
-
-
-@pytest.fixture
 async def app(tmp_path: Path, held: HeldExports) -> AsyncIterator[RunningApp]:
     settings = make_settings(
         data_dir=tmp_path / "data",
@@ -67,14 +58,8 @@ async def app(tmp_path: Path, held: HeldExports) -> AsyncIterator[RunningApp]:
 
 
 @pytest.fixture
-def chromium() -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    yield CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
+async def browser() -> AsyncIterator[Browser]:
+    chromium = require_chromium()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield launched
