@@ -19,6 +19,20 @@ export const JobFields = graphql(`
   }
 `);
 
+/** What starting (or retrying) an export answers: the new job, or what to fix. */
+export const StartPayload = graphql(`
+  fragment StartPayload on StartExportPayload {
+    job {
+      ...JobFields
+    }
+    userErrors {
+      field
+      message
+      code
+    }
+  }
+`);
+
 export const AssetsQuery = graphql(`
   query Assets {
     projects {
@@ -56,14 +70,7 @@ export const JobChangesSubscription = graphql(`
 export const StartFramingMutation = graphql(`
   mutation StartFraming($input: FramingExportInput!) {
     startExport: startFramingExport(input: $input) {
-      job {
-        ...JobFields
-      }
-      userErrors {
-        field
-        message
-        code
-      }
+      ...StartPayload
     }
   }
 `);
@@ -71,14 +78,7 @@ export const StartFramingMutation = graphql(`
 export const StartOverlayMutation = graphql(`
   mutation StartOverlay($input: OverlayExportInput!) {
     startExport: startOverlayExport(input: $input) {
-      job {
-        ...JobFields
-      }
-      userErrors {
-        field
-        message
-        code
-      }
+      ...StartPayload
     }
   }
 `);
@@ -86,14 +86,7 @@ export const StartOverlayMutation = graphql(`
 export const StartAnnotateMutation = graphql(`
   mutation StartAnnotate($input: AnnotateExportInput!) {
     startExport: startAnnotateExport(input: $input) {
-      job {
-        ...JobFields
-      }
-      userErrors {
-        field
-        message
-        code
-      }
+      ...StartPayload
     }
   }
 `);
@@ -116,14 +109,7 @@ export const CancelMutation = graphql(`
 export const RetryMutation = graphql(`
   mutation Retry($id: ID!) {
     retryExport(id: $id) {
-      job {
-        ...JobFields
-      }
-      userErrors {
-        field
-        message
-        code
-      }
+      ...StartPayload
     }
   }
 `);

@@ -15,25 +15,27 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  */
 type Documents = {
     "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n": typeof types.JobFieldsFragmentDoc,
+    "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": typeof types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": typeof types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": typeof types.JobsDocument,
     "\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n": typeof types.JobChangesDocument,
-    "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": typeof types.StartFramingDocument,
-    "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": typeof types.StartOverlayDocument,
-    "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": typeof types.StartAnnotateDocument,
+    "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartFramingDocument,
+    "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartOverlayDocument,
+    "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartAnnotateDocument,
     "\n  mutation Cancel($id: ID!) {\n    cancelExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": typeof types.CancelDocument,
-    "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": typeof types.RetryDocument,
+    "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      ...StartPayload\n    }\n  }\n": typeof types.RetryDocument,
 };
 const documents: Documents = {
     "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n": types.JobFieldsFragmentDoc,
+    "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": types.JobsDocument,
     "\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n": types.JobChangesDocument,
-    "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": types.StartFramingDocument,
-    "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": types.StartOverlayDocument,
-    "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": types.StartAnnotateDocument,
+    "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartFramingDocument,
+    "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartOverlayDocument,
+    "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartAnnotateDocument,
     "\n  mutation Cancel($id: ID!) {\n    cancelExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": types.CancelDocument,
-    "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n": types.RetryDocument,
+    "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      ...StartPayload\n    }\n  }\n": types.RetryDocument,
 };
 
 /**
@@ -57,6 +59,10 @@ export function graphql(source: "\n  fragment JobFields on ExportJob {\n    id\n
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
+export function graphql(source: "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n"): (typeof documents)["\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
 export function graphql(source: "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n"): (typeof documents)["\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
@@ -69,15 +75,15 @@ export function graphql(source: "\n  subscription JobChanges {\n    exportJobs {
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"): (typeof documents)["\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"): (typeof documents)["\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"): (typeof documents)["\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -85,7 +91,7 @@ export function graphql(source: "\n  mutation Cancel($id: ID!) {\n    cancelExpo
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      job {\n        ...JobFields\n      }\n      userErrors {\n        field\n        message\n        code\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      ...StartPayload\n    }\n  }\n"): (typeof documents)["\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      ...StartPayload\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
