@@ -6,8 +6,8 @@ and subscriptions streamed over HTTP (`Accept: text/event-stream` for SSE, as th
 Subscriptions are multiplexed: identical ones share one execution
 (`gql.subscriptions`), whichever transport their subscribers use.
 
-HTTP requests, streamed ones included, authenticate with their `Authorization` header. Websockets
-authenticate in `connection_init` (Apollo's and urql's `connectionParams`):
+HTTP requests, streamed ones included, authenticate with their `Authorization`
+header. Websockets authenticate in `connection_init` (Apollo's and urql's `connectionParams`):
 `{"authorization": "Bearer <token>"}`, `{"Authorization": ...}`, `{"token": ...}` or
 `{"headers": {"Authorization": ...}}`; a bad token closes the socket (4403).
 """
@@ -37,9 +37,6 @@ from strawberry.subscriptions import (
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql.auth import AuthError
-
-if TYPE_CHECKING:
-    from cross_web import AsyncHTTPRequestAdapter
 from gql.context import Context, Services
 from gql.schema.errors import PublicError
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
@@ -47,6 +44,9 @@ from gql.subscriptions.http_streams import SSELineFeedTransport, hub_stream
 from gql.subscriptions.hub import SubscriptionHub
 from gql.subscriptions.operations import is_subscription, shared_operation
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
+
+if TYPE_CHECKING:
+    from cross_web import AsyncHTTPRequestAdapter
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/graphql-response+json"})
 STREAMING_REQUIRED = (
@@ -72,6 +72,14 @@ def _authorization_from(params: Mapping[str, Any]) -> object:
 def _accepts_json(accept: str) -> bool:
     media_types = (part.split(";", 1)[0].strip().lower() for part in accept.split(","))
     return any(media in JSON_MEDIA_TYPES for media in media_types)
+
+
+async def _may_subscribe(request: Request) -> bool:
+    """Only a document containing `subscription` can be one: queries and mutations,
+    the bulk of requests, skip parsing their body twice."""
+    if request.method == "GET":
+        return "subscription" in request.query_params.get("query", "")
+    return request.method == "POST" and b"subscription" in await request.body()
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
@@ -156,7 +164,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def _stream_from_hub(self, request: Request, context: Context) -> Response | None:
         """The response to a subscription over HTTP; None for any other request."""
         adapter = self.request_adapter_class(request)
-        if self.should_render_graphql_ide(adapter) or request.method not in ("GET", "POST"):
+        if self.should_render_graphql_ide(adapter) or not await _may_subscribe(request):
             return None
         # The body is cached on the request: Strawberry can read it again afterwards.
         data = await self.parse_http_body(adapter)
