@@ -19,6 +19,7 @@ from gql.demo import seed_demo
 from tests.api.test_local_worker import HeldExports
 from tests.support.app_server import RunningApp, make_settings
 from tests.support.node import require_chromium
+from tests.support.tokens import JWT_SECRET, token_for
 
 # Without the background-networking flags Chromium dials out, and a closed network
 # refuses it.
@@ -137,3 +138,25 @@ async def test_the_panel_runs_exports_live_cancels_retries_and_falls_back_to_sse
     await page.reload()
     await expect(page.locator("#transport")).to_have_attribute("data-transport", "sse")
     await run_to_completion(page, held, await start_export(page, "OVERLAY"), DEMO_SECONDS)
+
+
+async def test_the_panel_asks_for_a_token_when_the_server_wants_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    settings = make_settings(data_dir=tmp_path / "data", auth_jwt_secret=JWT_SECRET)
+    await seed_demo(settings, "alice", seconds=1)
+    with RunningApp(settings) as app:
+        page = await browser.new_page()
+        await page.goto(app.url)
+        form = page.locator("form.token")
+
+        await form.locator("textarea").fill("not-a-token")
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".errors")).to_have_text("The server refused that token.")
+        await form.locator("textarea").fill(token_for("alice"))
+        await form.locator("button[type=submit]").click()
+
+        await expect(page.locator("#transport")).to_have_attribute("data-transport", "websocket")
+        await expect(page.locator("form.export[data-kind=ANNOTATE] select")).to_have_text(
+            "Demo game (#1)"
+        )
