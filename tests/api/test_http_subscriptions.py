@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,12 +14,18 @@ from tests.api.test_subscription_sharing import sharing
 from tests.api.test_tracking import runpod_id_of, start_overlay, wait_status
 from tests.conftest import StartApi
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp
+from tests.support.app_server import RunningApp, sqlite_url
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket
 from tests.support.http_streams import TRANSPORTS, HTTPSubscription, Transport
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The transports behave alike on either database (the websocket tests run on both)."""
+    return sqlite_url(tmp_path)
 
 
 @pytest.fixture
