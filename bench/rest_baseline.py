@@ -83,7 +83,7 @@ def create_app(database_url: str, runpod_url: str, secret: str, public_url: str)
         body: StartOverlay, authorization: Annotated[str | None, Header()] = None
     ) -> dict[str, Any]:
         try:
-            user_id = authenticator.user_from_authorization(authorization)
+            user_id = await authenticator.user_from_authorization(authorization)
         except AuthError as error:
             raise HTTPException(401, str(error)) from None
         if user_id is None:

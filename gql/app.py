@@ -40,6 +40,7 @@ from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
 from gql.json_body import JsonBodyGuard
 from gql.local_worker import EmbeddedWorker
+from gql.panel import mount_panel
 from gql.request_size import RequestSizeLimit
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
             base_url=settings.base_url,
         )
         jobs = _JobFollowing.build(settings, database, runpod, circuit)
+        authenticator = Authenticator.from_settings(settings)
         app.state.services = Services(
             jobs=JobService(
                 repo=jobs.repo,
@@ -83,7 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
             ),
             broker=jobs.broker,
-            authenticator=Authenticator(settings.auth_jwt_secret),
+            authenticator=authenticator,
+            assets=jobs.assets,
         )
         app.state.database = database
         app.state.job_repository = jobs.repo
@@ -105,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
             if local_worker is not None:
                 await local_worker.stop()
             await http.aclose()
+            await authenticator.aclose()
             await database.disconnect()
 
     app = FastAPI(
@@ -123,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         schema,
         connection_init_timeout=timedelta(seconds=settings.ws_connection_init_timeout_s),
         max_connections_per_user=settings.max_connections_per_user,
+        stream_heartbeat_s=settings.http_stream_heartbeat_s,
     )
     app.state.subscription_hub = graphql.hub
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
@@ -138,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost of ours: nothing reads a body before its size is known to be fine.
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(http_routes)
+    mount_panel(app)
     return app
 
 

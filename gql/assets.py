@@ -5,7 +5,9 @@ Object keys follow the editor's storage layout: `raw_clips/`, `working_videos/`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gql.db import Database
 from gql.jobs.models import format_time, utcnow
@@ -45,25 +47,19 @@ class AssetRepository:
 
     async def project_for_user(self, project_id: int, user_id: str) -> Project | None:
         row = await self._db.fetch_one("get_user_project", id=project_id, user_id=user_id)
-        if row is None:
-            return None
-        return Project(
-            id=row["id"],
-            user_id=row["user_id"],
-            name=row["name"],
-            source_filename=row["source_filename"],
-        )
+        return None if row is None else _project(row)
 
     async def game_for_user(self, game_id: int, user_id: str) -> Game | None:
         row = await self._db.fetch_one("get_user_game", id=game_id, user_id=user_id)
-        if row is None:
-            return None
-        return Game(
-            id=row["id"],
-            user_id=row["user_id"],
-            name=row["name"],
-            video_filename=row["video_filename"],
-        )
+        return None if row is None else _game(row)
+
+    async def projects_for_user(self, user_id: str, *, limit: int) -> list[Project]:
+        rows = await self._db.fetch_all("list_user_projects", user_id=user_id, limit=limit)
+        return [_project(row) for row in rows]
+
+    async def games_for_user(self, user_id: str, *, limit: int) -> list[Game]:
+        rows = await self._db.fetch_all("list_user_games", user_id=user_id, limit=limit)
+        return [_game(row) for row in rows]
 
     async def newest_working_video(self, project_id: int) -> str | None:
         """The filename of the project's newest working video, if it has one."""
@@ -108,3 +104,18 @@ class AssetRepository:
     async def find_game(self, user_id: str, name: str) -> int | None:
         row = await self._db.fetch_one("find_user_game_by_name", user_id=user_id, name=name)
         return None if row is None else int(row["id"])
+
+
+def _project(row: Mapping[str, Any]) -> Project:
+    return Project(
+        id=row["id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        source_filename=row["source_filename"],
+    )
+
+
+def _game(row: Mapping[str, Any]) -> Game:
+    return Game(
+        id=row["id"], user_id=row["user_id"], name=row["name"], video_filename=row["video_filename"]
+    )

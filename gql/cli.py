@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seed = commands.add_parser("seed-demo", help="store a demo project and game for a user")
     seed.add_argument("--user", default="local")
+    seed.add_argument("--seconds", type=float, help="length of the demo videos (default: 30)")
 
     doctor = commands.add_parser(
         "doctor", help="check the deployment: database, RunPod, storage, webhooks, auth"
@@ -144,11 +145,13 @@ def _token(args: argparse.Namespace) -> int:
 
 def _seed_demo(args: argparse.Namespace) -> int:
     settings = load_settings(Settings)
+    from gql.demo import DEMO_SECONDS, seed_demo
+
+    seconds = DEMO_SECONDS if args.seconds is None else args.seconds
+    if not 1 <= seconds <= 600:
+        raise StartupError("--seconds must be between 1 and 600")
     _wait_for_database(settings)
-
-    from gql.demo import seed_demo
-
-    print(json.dumps(asyncio.run(seed_demo(settings, args.user))))
+    print(json.dumps(asyncio.run(seed_demo(settings, args.user, seconds=seconds))))
     return 0
 
 

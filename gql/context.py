@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.fastapi import BaseContext
 
+from gql.assets import AssetRepository
 from gql.auth import Authenticator
 from gql.jobs.broker import JobBroker
 from gql.jobs.service import JobService
@@ -21,6 +22,7 @@ class Services:
     jobs: JobService
     broker: JobBroker
     authenticator: Authenticator
+    assets: AssetRepository
 
 
 class Context(BaseContext):

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     local_worker_handler: str = "worker.handler:handler"
 
     auth_jwt_secret: str | None = Field(default=None, min_length=32)
+    # An identity provider's RS256/ES256 tokens, verified against its published keys.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # The claim holding the user id, as in Hasura's JWT mode.
+    auth_user_claim: str = "sub"
 
     storage_dir: Path | None = None
     storage_signing_key: str | None = None
@@ -82,6 +88,8 @@ class Settings(BaseSettings):
     # Job updates are a few hundred bytes: compressing them costs a zlib context
     # per connection and CPU per message for little gain.
     ws_per_message_deflate: bool = False
+    # Heartbeats of subscriptions streamed over HTTP; unset: 15 s for SSE, 5 s for multipart.
+    http_stream_heartbeat_s: float | None = Field(default=None, gt=0)
 
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod
@@ -108,7 +116,7 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"must be an http(s) URL ending in /v2/<endpoint id>, got {value}")
 
-    @field_validator("public_url", "r2_endpoint_url")
+    @field_validator("public_url", "r2_endpoint_url", "auth_jwks_url")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
         if value is None or _is_http_url(value):
@@ -139,8 +147,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'export-gql.db'}"
         if self.storage_dir is None:
             self.storage_dir = self.data_dir / "storage"
-        if self.environment == "production" and not self.auth_jwt_secret:
-            raise ValueError("AUTH_JWT_SECRET must be set in production")
+        if self.environment == "production" and not (self.auth_jwt_secret or self.auth_jwks_url):
+            raise ValueError("AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production")
         return self
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ import pytest
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
 from tests.support.api_process import ApiProcess
-from tests.support.app_server import RunningApp, free_port, make_settings
+from tests.support.app_server import RunningApp, free_port, make_settings, sqlite_url
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
 
@@ -62,7 +62,7 @@ async def _reset_postgres() -> None:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs on SQLite, then on PostgreSQL when one is reachable."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
+        return sqlite_url(tmp_path)
     return await _empty_postgres()
 
 

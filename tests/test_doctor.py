@@ -16,6 +16,7 @@ from gql.db import migration_scripts
 from gql.db_wait import open_database
 from gql.doctor import Outcome, Status, run_checks
 from gql.settings import Settings
+from tests.servers.jwks import IdentityProvider
 from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
 from tests.servers.s3 import MotoS3Server
 from tests.support.app_server import free_port
@@ -243,7 +244,7 @@ async def test_the_embedded_defaults_pass(local_env: dict[str, str], tmp_path: P
         ),
         "webhooks": Outcome.passed("the embedded local worker calls back over loopback"),
         "auth": Outcome.passed(
-            "AUTH_JWT_SECRET is not set: every caller is the local user "
+            "neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set: every caller is the local user "
             "(the API listens on loopback only)"
         ),
     }
@@ -290,7 +291,7 @@ async def test_an_unwritable_storage_folder_fails(
         (
             {"HOST": "0.0.0.0"},
             "auth",
-            "AUTH_JWT_SECRET is not set: every caller is the local user, "
+            "neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set: every caller is the local user, "
             "and the API listens on 0.0.0.0",
         ),
     ],
@@ -328,3 +329,22 @@ def test_no_endpoint_and_no_local_worker_fails(local_env: dict[str, str], tmp_pa
             "detail": "no RUNPOD_ENDPOINT_URL and LOCAL_WORKER=false: exports are refused",
         }
     ]
+
+
+async def test_an_identity_providers_keys_are_read(local_env: dict[str, str]) -> None:
+    provider = IdentityProvider("RS256", "ES256").start()
+    try:
+        outcomes = await _outcomes({**local_env, "AUTH_JWKS_URL": provider.jwks_url})
+    finally:
+        provider.stop()
+
+    assert outcomes["auth"] == Outcome.passed(f"2 signing key(s) read from {provider.jwks_url}")
+
+
+async def test_an_unreachable_identity_provider_fails(local_env: dict[str, str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"  # nothing listens there
+
+    outcomes = await _outcomes({**local_env, "AUTH_JWKS_URL": url})
+
+    assert outcomes["auth"].status is Status.FAIL
+    assert outcomes["auth"].detail.startswith(f"cannot read the identity provider's keys at {url}:")

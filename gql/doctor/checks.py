@@ -21,6 +21,7 @@ from gql.db import migration_scripts, sqlite_path
 from gql.db_wait import DatabaseUnreachable, database_location, open_database
 from gql.doctor.outcome import CheckResult, Outcome
 from gql.doctor.storage_check import check_storage
+from gql.jwks import JWKSKeys, JWKSUnavailable
 from gql.os_errors import os_error_cause
 from gql.settings import Settings
 
@@ -122,21 +123,37 @@ async def check_webhooks(settings: Settings) -> Outcome:
 
 
 async def check_auth(settings: Settings) -> Outcome:
-    secret = settings.auth_jwt_secret
-    if secret is None:
-        detail = "AUTH_JWT_SECRET is not set: every caller is the local user"
+    secret, jwks_url = settings.auth_jwt_secret, settings.auth_jwks_url
+    if secret is None and jwks_url is None:
+        detail = "neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set: every caller is the local user"
         if _is_loopback(settings.host):
             return Outcome.passed(f"{detail} (the API listens on loopback only)")
         return Outcome.warned(f"{detail}, and the API listens on {settings.host}")
-    authenticator = Authenticator(secret)
-    try:
-        token = authenticator.issue("doctor", ttl=timedelta(minutes=1))
-        user = authenticator.user_from_token(token)
-    except AuthError as error:
-        return Outcome.failed(f"JWT round trip failed: {error}")
-    if user != "doctor":
-        return Outcome.failed(f"JWT round trip returned the user {user!r}")
-    return Outcome.passed("HS256 tokens signed with AUTH_JWT_SECRET are issued and verified")
+    details = []
+    if secret is not None:
+        authenticator = Authenticator(secret)
+        try:
+            token = authenticator.issue("doctor", ttl=timedelta(minutes=1))
+            user = await authenticator.user_from_token(token)
+        except AuthError as error:
+            return Outcome.failed(f"JWT round trip failed: {error}")
+        if user != "doctor":
+            return Outcome.failed(f"JWT round trip returned the user {user!r}")
+        details.append("HS256 tokens signed with AUTH_JWT_SECRET are issued and verified")
+    if jwks_url is not None:
+        keys = JWKSKeys(jwks_url)
+        try:
+            count = await keys.fetch_now()
+        except JWKSUnavailable as error:
+            return Outcome.failed(
+                f"cannot read the identity provider's keys at {jwks_url}: {error}"
+            )
+        finally:
+            await keys.aclose()
+        if count == 0:
+            return Outcome.failed(f"{jwks_url} publishes no signing keys")
+        details.append(f"{count} signing key(s) read from {jwks_url}")
+    return Outcome.passed("; ".join(details))
 
 
 CHECKS: tuple[tuple[str, Check], ...] = (

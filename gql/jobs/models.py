@@ -63,6 +63,17 @@ RUNPOD_STATUS_MAP = {
 }
 
 
+# A job's message when it enters a status and nobody said anything more precise.
+STATUS_MESSAGES = {
+    ExportStatus.PENDING: "Waiting to be submitted",
+    ExportStatus.QUEUED: "Queued, waiting for a worker",
+    ExportStatus.PROCESSING: "Processing",
+    ExportStatus.COMPLETE: "Export complete",
+    ExportStatus.ERROR: "Export failed",
+    ExportStatus.CANCELLED: "Cancelled",
+}
+
+
 def can_move(current: ExportStatus, target: ExportStatus) -> bool:
     if current.is_terminal:
         return False
@@ -160,10 +171,15 @@ class ExportJob:
             progress = max(progress, min(100, max(0, change.progress)))
         if change.status is ExportStatus.COMPLETE:
             progress = 100
+        message = change.message
+        if message is None:
+            # The message follows the status: a PROCESSING job is never "Waiting …".
+            moved = change.status is not self.status
+            message = STATUS_MESSAGES[change.status] if moved else self.message
         updated = self.evolve(
             status=change.status,
             progress=progress,
-            message=change.message if change.message is not None else self.message,
+            message=message,
             error=change.error if change.error is not None else self.error,
             result=change.result if change.result is not None else self.result,
         )

@@ -6,9 +6,10 @@ from gql.context import Info, current_user
 from gql.jobs.errors import ExportError
 from gql.schema.errors import PublicError
 from gql.schema.inputs import ExportJobFilter, job_filter
-from gql.schema.types import ExportJob, ExportJobConnection
+from gql.schema.types import ExportJob, ExportJobConnection, Game, Project
 
 DEFAULT_PAGE_SIZE = 20
+MAX_ASSETS = 100
 
 
 async def export_job(info: Info, id: strawberry.ID) -> ExportJob | None:
@@ -33,3 +34,15 @@ async def export_jobs(
         (problem,) = error.errors
         raise PublicError(problem.message, problem.code.value, field=problem.field) from None
     return ExportJobConnection.of(page.jobs, has_next_page=page.has_next_page, after=after)
+
+
+async def projects(info: Info) -> list[Project]:
+    found = await info.context.services.assets.projects_for_user(
+        current_user(info), limit=MAX_ASSETS
+    )
+    return [Project(id=project.id, name=project.name) for project in found]
+
+
+async def games(info: Info) -> list[Game]:
+    found = await info.context.services.assets.games_for_user(current_user(info), limit=MAX_ASSETS)
+    return [Game(id=game.id, name=game.name) for game in found]

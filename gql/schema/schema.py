@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.permission import BasePermission
+from strawberry.types import ExecutionContext
 
 from gql.context import Info
 from gql.resolvers import mutations, queries, subscriptions
+from gql.schema.errors import is_public
 from gql.schema.inputs import ExportJobFilter
 from gql.schema.limits import limit_extensions
 from gql.schema.permissions import IsAuthenticated
-from gql.schema.types import CancelExportPayload, ExportJob, ExportJobConnection, StartExportPayload
+from gql.schema.types import (
+    CancelExportPayload,
+    ExportJob,
+    ExportJobConnection,
+    Game,
+    Project,
+    StartExportPayload,
+)
 
 _authenticated: list[type[BasePermission]] = [IsAuthenticated]
 
@@ -28,6 +39,16 @@ class Query:
         resolver=queries.export_jobs,
         permission_classes=_authenticated,
         description="The caller's jobs, newest first. `first` is at most 100.",
+    )
+    projects: list[Project] = strawberry.field(
+        resolver=queries.projects,
+        permission_classes=_authenticated,
+        description="The caller's projects, newest first (at most 100).",
+    )
+    games: list[Game] = strawberry.field(
+        resolver=queries.games,
+        permission_classes=_authenticated,
+        description="The caller's games, newest first (at most 100).",
     )
 
 
@@ -73,10 +94,27 @@ class Subscription:
             yield job
 
 
+class ExportSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """The client's mistakes (validation, permissions, public errors) are one INFO
+        line each; anything else is a fault, logged at ERROR with its traceback."""
+        for error in errors:
+            if is_public(error):
+                code = (error.extensions or {}).get("code")
+                _client_errors.info(error.message, extra={"action": "client_error", "code": code})
+            else:
+                super().process_errors([error], execution_context)
+
+
+_client_errors = logging.getLogger("gql.client_errors")
+
+
 def build_schema(
     *, max_depth: int = 10, max_aliases: int = 15, max_tokens: int = 2000
 ) -> strawberry.Schema:
-    return strawberry.Schema(
+    return ExportSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -59,6 +59,18 @@ class ExportJob:
         )
 
 
+@strawberry.type(description="A project: a source clip and its working videos.")
+class Project:
+    id: int
+    name: str
+
+
+@strawberry.type(description="A game: one video that annotate exports cut clips from.")
+class Game:
+    id: int
+    name: str
+
+
 @strawberry.type
 class ExportJobEdge:
     cursor: str

@@ -131,6 +131,12 @@ SELECT * FROM projects WHERE id = :id AND user_id = :user_id;
 -- name: get_user_game
 SELECT * FROM games WHERE id = :id AND user_id = :user_id;
 
+-- name: list_user_projects
+SELECT * FROM projects WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit;
+
+-- name: list_user_games
+SELECT * FROM games WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit;
+
 -- name: newest_working_video
 SELECT * FROM working_videos WHERE project_id = :project_id ORDER BY version DESC LIMIT 1;
 

@@ -60,6 +60,15 @@ def shared_operation(
     )
 
 
+def is_subscription(query: object, operation_name: object) -> bool:
+    """Whether the document's selected operation is a subscription."""
+    if not isinstance(query, str) or len(query) > MAX_SHARED_QUERY_CHARS:
+        return False
+    if operation_name is not None and not isinstance(operation_name, str):
+        return False
+    return _subscription_root_field(query, operation_name) is not None
+
+
 @lru_cache(maxsize=512)
 def _subscription_root_field(query: str, operation_name: str | None) -> str | None:
     """The root field's name when `query` selects a subscription, else None."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +28,11 @@ NO_USER_LIMITS = {
     "max_starts_per_minute_per_user": 100_000,
     "max_connections_per_user": 100_000,
 }
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    """The database of a test's API under its tmp_path."""
+    return f"sqlite:///{tmp_path / 'data' / 'export-gql.db'}"
 
 
 def make_settings(**values: Any) -> Settings:

@@ -1,0 +1,162 @@
+"""The export panel in a real browser (Debian's Chromium, driven by Playwright) against
+the real API and its embedded worker, on the demo data of `seed-demo`.
+
+The worker runs `held_export`: each export stops at its first intermediate progress
+until the test, having seen that progress on the page, releases it; so the page is
+seen passing through intermediate values however fast this machine renders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from gql.demo import seed_demo
+from tests.api.test_local_worker import HeldExports
+from tests.support.app_server import RunningApp, make_settings
+from tests.support.node import require_chromium
+from tests.support.tokens import JWT_SECRET, token_for
+
+# Without the background-networking flags Chromium dials out, and a closed network
+# refuses it.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEMO_SECONDS = 4.0  # the panel's presets fit 4-second demo videos
+ANNOTATE_SECONDS = 2.5  # its preset's two clips: 1-3 s and 3.5-4 s
+TIMEOUT_MS = 60_000
+# Where to save the screenshot for docs/ (`PANEL_SCREENSHOT=docs/panel.png`).
+SCREENSHOT = os.environ.get("PANEL_SCREENSHOT")
+
+DURATION_JS = """video => new Promise((resolve, reject) => {
+  if (video.readyState >= 1) resolve(video.duration);
+  video.addEventListener("loadedmetadata", () => resolve(video.duration));
+  video.addEventListener("error", () => reject(new Error(`video error ${video.error?.code}`)));
+})"""
+
+
+@pytest.fixture
+async def app(tmp_path: Path, held: HeldExports) -> AsyncIterator[RunningApp]:
+    settings = make_settings(
+        data_dir=tmp_path / "data",
+        local_worker_concurrency=2,
+        local_worker_handler="tests.worker.endpoint_handlers:held_export",
+    )
+    await seed_demo(settings, "local", seconds=DEMO_SECONDS)
+    with RunningApp(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    chromium = require_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield launched
+        await launched.close()
+
+
+async def start_export(page: Page, kind: str) -> str:
+    """Clicks the kind's Start button; returns the id of the job it started."""
+    form = page.locator(f"form.export[data-kind={kind}]")
+    before = await form.get_attribute("data-last-job")
+    await form.locator("button[type=submit]").click()
+    started = "([form, before]) => form.dataset.lastJob && form.dataset.lastJob !== before"
+    await page.wait_for_function(started, arg=[await form.element_handle(), before])
+    job_id = await form.get_attribute("data-last-job")
+    assert job_id
+    return job_id
+
+
+async def until_held(page: Page, job_id: str) -> int:
+    """The intermediate progress the page shows while the export is held."""
+    row = page.locator(f"li.job[data-job-id='{job_id}']")
+    await expect(row).to_have_attribute("data-status", "PROCESSING")
+    bar = row.locator("progress")
+    await page.wait_for_function(
+        "bar => bar.value > 0 && bar.value < 100", arg=await bar.element_handle()
+    )
+    progress = int(await bar.evaluate("bar => bar.value"))
+    await expect(row.locator(".percent")).to_have_text(f"{progress} %")
+    return progress
+
+
+async def run_to_completion(page: Page, held: HeldExports, job_id: str, seconds: float) -> None:
+    """Sees the job's progress bar part-way, then COMPLETE, then its video play."""
+    assert 0 < await until_held(page, job_id) < 100
+    held.release(job_id)
+    row = page.locator(f"li.job[data-job-id='{job_id}']")
+    await expect(row).to_have_attribute("data-status", "COMPLETE")
+    await expect(row.locator("progress")).to_have_js_property("value", 100)
+    duration = await row.locator("video").evaluate(DURATION_JS)
+    assert abs(duration - seconds) < 0.1, (job_id, duration)
+
+
+async def test_the_panel_runs_exports_live_cancels_retries_and_falls_back_to_sse(
+    app: RunningApp, browser: Browser, held: HeldExports, tmp_path: Path
+) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    await page.goto(app.url)
+    await expect(page.locator("#transport")).to_have_attribute("data-transport", "websocket")
+
+    for kind, seconds in [
+        ("FRAMING", DEMO_SECONDS),
+        ("OVERLAY", DEMO_SECONDS),
+        ("ANNOTATE", ANNOTATE_SECONDS),
+    ]:
+        await run_to_completion(page, held, await start_export(page, kind), seconds)
+
+    cancelled = await start_export(page, "FRAMING")
+    await until_held(page, cancelled)
+    row = page.locator(f"li.job[data-job-id='{cancelled}']")
+    await row.locator("button[data-action=cancel]").click()
+    await expect(row).to_have_attribute("data-status", "CANCELLED")
+    await expect(row.locator(".message")).to_have_text("Cancelled")
+    await row.locator("button[data-action=retry]").click()
+    newest = page.locator("li.job").first
+    await expect(newest).not_to_have_attribute("data-job-id", cancelled)
+    await run_to_completion(
+        page, held, str(await newest.get_attribute("data-job-id")), DEMO_SECONDS
+    )
+    await page.screenshot(path=SCREENSHOT or tmp_path / "panel.png", full_page=True)
+
+    # A proxy that refuses websockets: the page falls back to SSE.
+    await page.route_web_socket("**/graphql", lambda websocket: websocket.close())
+    await page.reload()
+    await expect(page.locator("#transport")).to_have_attribute("data-transport", "sse")
+    await run_to_completion(page, held, await start_export(page, "OVERLAY"), DEMO_SECONDS)
+
+
+async def test_the_panel_asks_for_a_token_when_the_server_wants_one(
+    tmp_path: Path, browser: Browser
+) -> None:
+    settings = make_settings(data_dir=tmp_path / "data", auth_jwt_secret=JWT_SECRET)
+    await seed_demo(settings, "alice", seconds=1)
+    with RunningApp(settings) as app:
+        page = await browser.new_page()
+        await page.goto(app.url)
+        form = page.locator("form.token")
+
+        await form.locator("textarea").fill("not-a-token")
+        await form.locator("button[type=submit]").click()
+        await expect(form.locator(".errors")).to_have_text("The server refused that token.")
+        await form.locator("textarea").fill(token_for("alice"))
+        await form.locator("button[type=submit]").click()
+
+        await expect(page.locator("#transport")).to_have_attribute("data-transport", "websocket")
+        await expect(page.locator("form.export[data-kind=ANNOTATE] select")).to_have_text(
+            "Demo game (#1)"
+        )
