@@ -32,7 +32,7 @@ from gql.db import Database
 from gql.jobs.errors import ExportError
 from gql.jobs.models import ExportJob, ExportKind, ExportStatus, utcnow
 from gql.jobs.quotas import StartQuota
-from gql.jobs.repository import JobRepository, Lease
+from gql.jobs.repository import JobRepository
 from gql.jobs.requests import ExportRequest, validated
 from gql.jobs.service import output_key
 
@@ -64,7 +64,7 @@ UNLIMITED = StartQuota(max_active=10**9, max_per_minute=10**9)
 
 def create_app(database_url: str, runpod_url: str, secret: str, public_url: str) -> FastAPI:
     database = Database(database_url)
-    jobs = JobRepository(database, Lease(owner="rest-baseline", ttl_s=3.0))
+    jobs = JobRepository(database, lease_owner="rest-baseline")
     assets = AssetRepository(database)
     authenticator = Authenticator(secret)
     runpod = httpx.AsyncClient(base_url=runpod_url, timeout=30)

@@ -34,7 +34,7 @@ from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
 from gql.jobs.broker import JobBroker
 from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
 from gql.jobs.quotas import StartQuota
-from gql.jobs.repository import JobRepository, Lease
+from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
 from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
@@ -203,7 +203,7 @@ class _JobFollowing:
     ) -> _JobFollowing:
         process_id = new_process_id()
         lease_ttl_s = settings.job_lease_ttl_s
-        repo = JobRepository(database, Lease(owner=process_id, ttl_s=lease_ttl_s))
+        repo = JobRepository(database, lease_owner=process_id)
         assets = AssetRepository(database)
         broker = JobBroker()
         # One process on SQLite; any number on PostgreSQL, which carries the feed.

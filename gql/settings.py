@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     # Most concurrent RunPod requests the tracker makes at once.
     runpod_max_concurrency: int = Field(default=50, ge=1)
     runpod_retry_attempts: int = Field(default=4, ge=1)
-    # How long a process's claim on a job it follows lasts unless renewed (a quarter
-    # of it apart); a dead process's jobs are taken over once it runs out.
+    # How long a process's registration, and with it its claim on the jobs it
+    # follows, lasts unless renewed (a quarter of it apart); a dead process's jobs
+    # are taken over once it runs out.
     # Default: 2 poll intervals + 1 s, at most 3 s.
     lease_ttl_s: float | None = Field(default=None, gt=0)
 

@@ -1,24 +1,28 @@
 """Which process follows which job: one follower per job across all processes.
 
 Each job that needs following (unfinished, or owing RunPod a cancel) is leased
-to one live process in the database; only that process's tracker polls RunPod
-for it. A process leases the jobs it records itself, then a loop, every quarter
-of the lease's lifetime:
+to one live process in the database (`lease_owner`); only that process's
+tracker polls RunPod for it. A lease lasts as long as its owner's registration
+(`gql.cluster.registry`), so renewing one write renews them all. A process
+leases the jobs it records itself, then a loop, every quarter of the lease's
+lifetime:
 
-1. renews its registration and its leases; a job it follows whose lease it no
-   longer holds (it paused past the expiry and another process took over) is let go;
-2. gives up leases beyond its fair share (the jobs over the live processes,
+1. renews its registration; if it had lapsed (the process paused past it),
+   the jobs others took over meanwhile are let go;
+2. forgets the jobs whose follower has ended (finished), and follows again any
+   whose follower crashed;
+3. gives up leases beyond its fair share (the jobs over the live processes,
    rounded up, plus a little slack so shares do not swap back and forth), once
    their followers have finished the step they are in, and says so on the feed;
-3. claims jobs without a live lease (new, given up, or their follower died) up
-   to its fair share, with `FOR UPDATE SKIP LOCKED` so claimers never collide.
+4. claims jobs without a live lease (new, given up, or their owner died) up to
+   its fair share, with `FOR UPDATE SKIP LOCKED` so claimers never collide.
 
-A process that dies (`kill -9`) stops renewing: its leases expire after the
-lease lifetime and the others claim its jobs on their next turn. One that stops
-normally gives its leases up first, so nobody waits. Leases only decide who
-polls: every write is still a compare-and-set on the job's version, so two
-followers for a moment (a paused process that has not noticed yet) cannot
-corrupt a job, they only ask RunPod twice.
+A process that dies (`kill -9`) stops renewing: its registration, and so its
+leases, run out after the lease lifetime and the others claim its jobs on their
+next turn. One that stops normally gives its leases up first, so nobody waits.
+Leases only decide who polls: every write is still a compare-and-set on the
+job's version, so two followers for a moment (a paused process that has not
+noticed yet) cannot corrupt a job, they only ask RunPod twice.
 
 Webhooks and cancels reach the follower wherever it runs (`poke`): followed
 here, it looks at once; without a live lease, this process claims the job;
@@ -74,7 +78,7 @@ class Coordinator:
         self._turn_s = lease_ttl_s / 4
         self._resume_spread_s = resume_spread_s
         self._held: set[str] = set()
-        # Leased since the current turn began, so perhaps after its renewal ran.
+        # Leased since the current turn began: not yet in what the turn read.
         self._recent: set[str] = set()
         self._releasing: set[str] = set()
         self._size = ClusterSize(processes=1, jobs=0)
@@ -185,25 +189,24 @@ class Coordinator:
             try:
                 await self._turn()
             except Exception as error:
-                # The database is away: leases run out, and are re-taken once it is back.
+                # The database is away: the registration runs out, and leases are
+                # sorted out once it is back.
                 logger.warning(
-                    "lease renewal failed",
-                    extra={"action": "lease_renew_failed", "error": repr(error)},
+                    "lease turn failed",
+                    extra={"action": "lease_turn_failed", "error": repr(error)},
                 )
 
     async def _turn(self) -> None:
         self._recent = set()
-        self._size = await self._registry.heartbeat()
+        beat = await self._registry.heartbeat()
+        self._size = beat.size
         if not self._tracker.can_follow:
             return  # no RunPod endpoint: nothing to follow jobs with
-        held = await self._repo.renew()
-        for job_id in self._held - held - self._releasing - self._recent:
-            # Taken over (or finished): whoever holds it now follows it.
-            self._tracker.let_go(job_id)
-        self._held = held | self._recent
-        await self._follow_orphans(held - self._releasing - self._tracker.followed_ids())
+        if beat.lapsed:
+            await self._after_lapse()
+        await self._forget_ended()
         share = fair_share(self._size)
-        keeping = held - self._releasing
+        keeping = self._held - self._releasing
         if len(keeping) > share + slack(share):
             self._give_up(sorted(keeping)[share:])
         elif len(keeping) < share:
@@ -218,12 +221,34 @@ class Coordinator:
                     extra={"action": "lease_claim", "jobs": len(claimed), "share": share},
                 )
 
-    async def _follow_orphans(self, job_ids: set[str]) -> None:
-        """Leased here but not followed (a follower that crashed): follow them again."""
-        if not job_ids:
+    async def _after_lapse(self) -> None:
+        """This process's registration ran out before it renewed it: others may
+        have taken its jobs over, and now follow them."""
+        leased = await self._repo.leased()
+        lost = self._held - leased - self._releasing - self._recent
+        for job_id in lost:
+            self._tracker.let_go(job_id)
+        self._held = (self._held & leased) | self._recent
+        logger.warning(
+            "this process's registration had lapsed; jobs taken over meanwhile are let go",
+            extra={"action": "lease_lapsed", "jobs": len(lost)},
+        )
+
+    async def _forget_ended(self) -> None:
+        """Leased jobs whose follower has stopped: finished ones are forgotten, and
+        those that still need a follower (it crashed) are followed again."""
+        ended = self._held - self._tracker.followed_ids() - self._releasing - self._recent
+        if not ended:
             return
-        for job in await self._repo.get_many(sorted(job_ids)):
-            self._tracker.follow(job)
+        still_due = {
+            job.id: job for job in await self._repo.get_many(sorted(ended)) if job.needs_follower
+        }
+        for job_id in ended:
+            job = still_due.get(job_id)
+            if job is None:
+                self._held.discard(job_id)
+            else:
+                self._tracker.follow(job)
 
     def _give_up(self, job_ids: list[str]) -> None:
         self._releasing.update(job_ids)

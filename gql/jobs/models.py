@@ -162,6 +162,11 @@ class ExportJob:
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
+    @property
+    def needs_follower(self) -> bool:
+        """Unfinished, or owing RunPod a cancel: some process must follow it."""
+        return not self.is_terminal or self.cancel_pending
+
     def apply(self, change: Change, *, now: datetime) -> ExportJob | None:
         """The job after `change`, or None when it changes nothing or is not allowed."""
         if not can_move(self.status, change.status):

@@ -1,7 +1,8 @@
 """The only place that reads and writes `export_jobs`; it speaks in `ExportJob`s, never rows.
 
 Besides the jobs themselves it keeps their leases: which API process follows
-each job that needs following (`Lease`), until when, by the database's clock.
+each job that needs following. A lease lasts while its owner is registered
+(`gql.cluster.registry`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,6 @@ class JobFilter:
             and (self.project_id is None or job.project_id == self.project_id)
             and (self.game_id is None or job.game_id == self.game_id)
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Lease:
-    """This process's claim on the jobs it follows: its id, and how long a claim
-    lasts unless renewed."""
-
-    owner: str
-    ttl_s: float
 
 
 @dataclass(frozen=True)
@@ -126,9 +118,9 @@ _IN_CHUNK = 500
 
 
 class JobRepository:
-    def __init__(self, database: Database, lease: Lease) -> None:
+    def __init__(self, database: Database, *, lease_owner: str) -> None:
         self._db = database
-        self._lease = lease
+        self._owner = lease_owner
 
     async def insert(self, job: ExportJob, quota: StartQuota) -> ExportJob | None:
         """Store a new job, leased to this process, within its user's quota; None
@@ -137,8 +129,7 @@ class JobRepository:
             row = await self._db.fetch_one(
                 "insert_job",
                 **row_values(job),
-                lease_owner=self._lease.owner,
-                lease_ttl=self._lease.ttl_s,
+                lease_owner=self._owner,
                 max_active=quota.max_active,
                 max_starts=quota.max_per_minute,
                 window_start=format_time(job.created_at - RATE_WINDOW),
@@ -194,30 +185,23 @@ class JobRepository:
 
     async def claim(self, limit: int) -> list[ExportJob]:
         """Lease up to `limit` jobs that need a follower and have none, oldest first."""
-        rows = await self._db.fetch_all(
-            "claim_jobs", owner=self._lease.owner, ttl=self._lease.ttl_s, limit=limit
-        )
+        rows = await self._db.fetch_all("claim_jobs", owner=self._owner, limit=limit)
         return [ExportJob.from_row(row) for row in rows]
 
     async def claim_one(self, job_id: str) -> ExportJob | None:
         """Lease this job if it needs a follower and has none (or already is ours)."""
-        row = await self._db.fetch_one(
-            "claim_job", id=job_id, owner=self._lease.owner, ttl=self._lease.ttl_s
-        )
+        row = await self._db.fetch_one("claim_job", id=job_id, owner=self._owner)
         return ExportJob.from_row(row) if row else None
 
-    async def renew(self) -> set[str]:
-        """Extend this process's leases; returns the jobs it still holds."""
-        rows = await self._db.fetch_all(
-            "renew_leases", owner=self._lease.owner, ttl=self._lease.ttl_s
-        )
-        return {row["id"] for row in rows}
+    async def leased(self) -> set[str]:
+        """The jobs that need a follower and are leased to this process."""
+        return {row["id"] for row in await self._db.fetch_all("leased_jobs", owner=self._owner)}
 
     async def release(self, job_id: str) -> None:
-        await self._db.execute("release_lease", id=job_id, owner=self._lease.owner)
+        await self._db.execute("release_lease", id=job_id, owner=self._owner)
 
     async def release_all(self) -> None:
-        await self._db.execute("release_leases", owner=self._lease.owner)
+        await self._db.execute("release_leases", owner=self._owner)
 
     async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
         """Write `job` over the row at `expected_version`; JobConflict if it moved."""

@@ -17,13 +17,13 @@ INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
-    started_at, completed_at, lease_owner, lease_expires_at
+    started_at, completed_at, lease_owner
 )
 SELECT
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
-    :started_at, :completed_at, :lease_owner, {now} + :lease_ttl
+    :started_at, :completed_at, :lease_owner
 WHERE (
     SELECT COUNT(*) FROM export_jobs
     WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
@@ -61,13 +61,17 @@ SELECT * FROM export_jobs WHERE user_id = :user_id AND idempotency_key = :idempo
 -- A job needs a follower while it is unfinished or owes RunPod a cancel; the
 -- partial indexes of migration 0002 hold exactly these rows.
 
--- Leases: each such job is followed by one process, whose lease expires unless renewed.
+-- Leases: each such job is followed by one process, whose lease lasts while
+-- the process is registered in `api_processes` (see migration 0002).
 -- name: claim_jobs
-UPDATE export_jobs SET lease_owner = :owner, lease_expires_at = {now} + :ttl
+UPDATE export_jobs SET lease_owner = :owner
 WHERE id IN (
     SELECT id FROM export_jobs
     WHERE (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
-        AND (lease_owner IS NULL OR lease_expires_at < {now})
+        AND (
+            lease_owner IS NULL
+            OR lease_owner NOT IN (SELECT id FROM api_processes WHERE expires_at > {now})
+        )
     ORDER BY created_at
     LIMIT :limit
     {skip_locked}
@@ -75,25 +79,26 @@ WHERE id IN (
 RETURNING *;
 
 -- name: claim_job
-UPDATE export_jobs SET lease_owner = :owner, lease_expires_at = {now} + :ttl
+UPDATE export_jobs SET lease_owner = :owner
 WHERE id = :id
     AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
-    AND (lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < {now})
+    AND (
+        lease_owner IS NULL
+        OR lease_owner = :owner
+        OR lease_owner NOT IN (SELECT id FROM api_processes WHERE expires_at > {now})
+    )
 RETURNING *;
 
--- Returns the jobs still leased to the owner: any other it follows was taken over.
--- name: renew_leases
-UPDATE export_jobs SET lease_expires_at = {now} + :ttl
+-- name: leased_jobs
+SELECT id FROM export_jobs
 WHERE lease_owner = :owner
-    AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1)
-RETURNING id;
+    AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1);
 
 -- name: release_lease
-UPDATE export_jobs SET lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND lease_owner = :owner;
+UPDATE export_jobs SET lease_owner = NULL WHERE id = :id AND lease_owner = :owner;
 
 -- name: release_leases
-UPDATE export_jobs SET lease_owner = NULL, lease_expires_at = NULL
+UPDATE export_jobs SET lease_owner = NULL
 WHERE lease_owner = :owner
     AND (status IN ('pending', 'queued', 'processing') OR cancel_pending = 1);
 
@@ -106,9 +111,13 @@ SELECT
         WHERE status IN ('pending', 'queued', 'processing') OR cancel_pending = 1
     ) AS jobs;
 
+-- Registers the process for another :ttl seconds; `lapsed` says whether its
+-- registration had run out before (so others may have claimed its jobs).
 -- name: heartbeat
 INSERT INTO api_processes (id, started_at, expires_at) VALUES (:id, {now}, {now} + :ttl)
-ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+ON CONFLICT (id) DO UPDATE SET
+    previous_expires_at = api_processes.expires_at, expires_at = excluded.expires_at
+RETURNING COALESCE(previous_expires_at < {now}, FALSE) AS lapsed;
 
 -- Also forgets processes that died a day ago or more.
 -- name: forget_process

@@ -142,9 +142,12 @@ class RunPodControl:
         outcome: Outcome = "COMPLETED",
         fail_at: int = 40,
         error: str = "export failed on the worker",
+        steps: int | None = None,
     ) -> Behaviour:
         """Applies to jobs submitted from now on."""
-        behaviour = Behaviour(mode=mode, step=step, outcome=outcome, fail_at=fail_at, error=error)
+        behaviour = Behaviour(
+            mode=mode, step=step, outcome=outcome, fail_at=fail_at, error=error, steps=steps
+        )
         return Behaviour.model_validate(
             self._call("PUT", "/behaviour", json=behaviour.model_dump())
         )

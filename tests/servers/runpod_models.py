@@ -35,6 +35,8 @@ class Behaviour(BaseModel):
     fail_at: int = Field(default=40, ge=0, le=100)
     """For FAILED and TIMED_OUT: the last progress reported before the job ends."""
     error: str = "export failed on the worker"
+    steps: int | None = Field(default=None, ge=1)
+    """Progress updates a run reports, evenly spaced up to 100 (PROGRESS_STEPS when None)."""
 
 
 class Fault(BaseModel):
@@ -77,6 +79,8 @@ class JobView(BaseModel):
     forgotten: bool = False
     status_json: dict[str, Any]
     webhook_json: dict[str, Any]
+    finished_at: float | None = None
+    """Wall-clock time (time.time()) the job reached a final status."""
 
 
 class RunRecord(BaseModel):
@@ -110,3 +114,5 @@ class WebhookDelivery(BaseModel):
     body: dict[str, Any]
     status_code: int | None = None
     error: str | None = None
+    seconds: float | None = None
+    """How long the receiver took to answer."""

@@ -53,6 +53,7 @@ class FakeJob:
     queued_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None
+    finished_wall: float | None = None
     script: asyncio.Task[None] | None = None
 
     def status_json(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class FakeJob:
             forgotten=self.forgotten,
             status_json=self.status_json(),
             webhook_json=self.webhook_json(),
+            finished_at=self.finished_wall,
         )
 
 
@@ -231,6 +233,7 @@ class FakeEndpoint:
             job.started_at = now
         if status in TERMINAL and changed:
             job.finished_at = now
+            job.finished_wall = time.time()
             if webhook and self.webhooks_enabled:
                 self.fire_webhook(job)
 
@@ -245,9 +248,11 @@ class FakeEndpoint:
     async def _deliver(self, url: str, job_id: str, body: dict[str, Any]) -> WebhookDelivery:
         delivery = WebhookDelivery(job_id=job_id, url=url, body=body)
         assert self._http is not None, "the endpoint was not started"
+        started = time.monotonic()
         try:
             response = await self._http.post(url, json=body)
             delivery.status_code = response.status_code
+            delivery.seconds = time.monotonic() - started
         except httpx.HTTPError as error:
             delivery.error = f"{type(error).__name__}: {error}"
             logger.warning("webhook delivery failed", extra={"action": "webhook", "job": job_id})
@@ -258,7 +263,7 @@ class FakeEndpoint:
 
     async def _script(self, job: FakeJob, behaviour: Behaviour) -> None:
         await asyncio.sleep(behaviour.step)
-        for progress, message in PROGRESS_STEPS:
+        for progress, message in _progress_steps(behaviour):
             if behaviour.outcome != "COMPLETED" and progress > behaviour.fail_at:
                 break
             output = {"progress": progress, "message": message}
@@ -292,6 +297,13 @@ class FakeEndpoint:
                 path.write_bytes(f"fake export of {job.id}\n".encode())
             self._storage.put_file(output_key, path)
             return {"output_key": output_key, "size": path.stat().st_size}
+
+
+def _progress_steps(behaviour: Behaviour) -> tuple[tuple[int, str], ...]:
+    if behaviour.steps is None:
+        return PROGRESS_STEPS
+    count = behaviour.steps
+    return tuple((100 * step // count, f"step {step} of {count}") for step in range(1, count + 1))
 
 
 def _stop_script(job: FakeJob) -> None:
