@@ -97,7 +97,7 @@ MISTAKES = [
     ),
     pytest.param(
         {"ENVIRONMENT": "production"},
-        ["AUTH_JWT_SECRET must be set in production"],
+        ["AUTH_JWT_SECRET or AUTH_JWKS_URL must be set in production"],
         id="production-without-secret",
     ),
     pytest.param(
