@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             await jobs.stop()
             if local_worker is not None:
                 await local_worker.stop()
-            await http.aclose()
+            await http.close()
             await authenticator.aclose()
             await database.disconnect()
 
@@ -148,7 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _runpod_client(
-    settings: Settings, http: httpx.AsyncClient, local_worker: EmbeddedWorker | None
+    settings: Settings, http: aiohttp.ClientSession, local_worker: EmbeddedWorker | None
 ) -> tuple[RunPodClient | None, EndpointCircuit]:
     """The client of the RunPod endpoint (or the embedded worker), and its breaker."""
     endpoint_url: str | None

@@ -35,7 +35,8 @@ async def runpod_webhook(
     follower, wherever it runs, looks at the job at once."""
     repo: JobRepository = request.app.state.job_repository
     coordinator: Coordinator = request.app.state.coordinator
-    stored = await repo.get(job)
+    # Followed here, the job is known without a database read.
+    stored = coordinator.known_job(job) or await repo.get(job)
     if stored is None or not hmac.compare_digest(stored.webhook_token, token):
         metrics.WEBHOOKS.labels("rejected").inc()
         logger.warning("webhook rejected", extra={"action": "webhook_rejected", "job": job})
@@ -45,7 +46,8 @@ async def runpod_webhook(
     except ValueError:
         body = None
     metrics.WEBHOOKS.labels("accepted").inc()
-    coordinator.poke(stored, reported_run(stored, body if isinstance(body, dict) else {}))
+    run = reported_run(stored, body if isinstance(body, dict) else {})
+    coordinator.poke(stored, run, changed=False)
     return {"ok": True}
 
 

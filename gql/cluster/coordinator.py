@@ -132,9 +132,12 @@ class Coordinator:
         self._hold(job.id)
         self._tracker.follow(job)
 
-    def poke(self, job: ExportJob, reported_run: str | None = None) -> None:
-        """Have the job's follower, wherever it runs, look at it now (webhooks, cancels)."""
-        if self._tracker.look_now(job.id, reported_run):
+    def poke(
+        self, job: ExportJob, reported_run: str | None = None, *, changed: bool = True
+    ) -> None:
+        """Have the job's follower, wherever it runs, look at it now: after a cancel
+        (`changed`: the stored job moved) or a webhook (which changes nothing stored)."""
+        if self._tracker.look_now(job.id, reported_run, changed=changed):
             return
         if job.is_terminal and not job.cancel_pending:
             # Nothing left to follow, but a webhook may name another run of this
@@ -144,6 +147,10 @@ class Coordinator:
                 self._tracker.look_now(job.id, reported_run)
             return
         self._spawn(self._poke_elsewhere(job, reported_run))
+
+    def known_job(self, job_id: str) -> ExportJob | None:
+        """The job as its follower in this process knows it (None if followed elsewhere)."""
+        return self._tracker.known_job(job_id)
 
     async def _poke_elsewhere(self, job: ExportJob, reported_run: str | None) -> None:
         claimed = await self._repo.claim_one(job.id)
@@ -168,7 +175,8 @@ class Coordinator:
         self._tracker.look_now(job.id)
 
     def on_wake(self, job_id: str, reported_run: str | None) -> None:
-        self._tracker.look_now(job_id, reported_run)
+        # A webhook reached another process: the stored job has not moved.
+        self._tracker.look_now(job_id, reported_run, changed=False)
 
     def on_available(self) -> None:
         self._turn_now.set()

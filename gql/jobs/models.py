@@ -181,16 +181,22 @@ class ExportJob:
             # The message follows the status: a PROCESSING job is never "Waiting …".
             moved = change.status is not self.status
             message = STATUS_MESSAGES[change.status] if moved else self.message
-        updated = self.evolve(
+        error = change.error if change.error is not None else self.error
+        result = change.result if change.result is not None else self.result
+        if (change.status, progress, message, error, result) == (
+            self.status,
+            self.progress,
+            self.message,
+            self.error,
+            self.result,
+        ):
+            return None
+        return self.evolve(
             status=change.status,
             progress=progress,
             message=message,
-            error=change.error if change.error is not None else self.error,
-            result=change.result if change.result is not None else self.result,
-        )
-        if updated == self:
-            return None
-        return updated.evolve(
+            error=error,
+            result=result,
             updated_at=now,
             started_at=self.started_at
             or (now if change.status is ExportStatus.PROCESSING else None),
@@ -246,13 +252,14 @@ def format_time(value: datetime | None) -> str | None:
     """Timestamps are stored as fixed-width UTC ISO text: portable and sortable."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times cheaper than strftime, and every job write formats five.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)
 
 
 def _required_time(value: str) -> datetime:

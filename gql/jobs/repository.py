@@ -67,50 +67,39 @@ class Cursor:
 def row_values(job: ExportJob) -> dict[str, Any]:
     """The job as the column values of its row (`ExportJob.from_row` reads them back)."""
     return {
-        "id": job.id,
+        **_changeable_values(job, job.version),
         "user_id": job.user_id,
         "type": job.kind.value,
-        "status": job.status.value,
-        "progress": job.progress,
-        "message": job.message,
-        "error": job.error,
         "project_id": job.project_id,
         "game_id": job.game_id,
         "params": json.dumps(job.params, separators=(",", ":")),
         "input_key": job.input_key,
         "output_key": job.output_key,
-        "runpod_job_id": job.runpod_id,
         "webhook_token": job.webhook_token,
         "idempotency_key": job.idempotency_key,
-        "attempts": job.attempts,
-        "next_attempt_at": format_time(job.next_attempt_at),
-        "cancel_pending": int(job.cancel_pending),
         "retry_of": job.retry_of,
-        "result": json.dumps(job.result) if job.result is not None else None,
-        "version": job.version,
         "created_at": format_time(job.created_at),
-        "updated_at": format_time(job.updated_at),
-        "started_at": format_time(job.started_at),
-        "completed_at": format_time(job.completed_at),
     }
 
 
-_SAVED_FIELDS = [
-    "id",
-    "status",
-    "progress",
-    "message",
-    "error",
-    "runpod_job_id",
-    "attempts",
-    "next_attempt_at",
-    "cancel_pending",
-    "result",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "version",
-]
+def _changeable_values(job: ExportJob, version: int) -> dict[str, Any]:
+    """The columns a state change may write (see `save_job`), and the version it expects."""
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "runpod_job_id": job.runpod_id,
+        "attempts": job.attempts,
+        "next_attempt_at": format_time(job.next_attempt_at),
+        "cancel_pending": int(job.cancel_pending),
+        "result": json.dumps(job.result) if job.result is not None else None,
+        "updated_at": format_time(job.updated_at),
+        "started_at": format_time(job.started_at),
+        "completed_at": format_time(job.completed_at),
+        "version": version,
+    }
 
 
 # Resync reads name their jobs and users in `IN` lists of at most this many.
@@ -204,12 +193,14 @@ class JobRepository:
         await self._db.execute("release_leases", owner=self._owner)
 
     async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
-        """Write `job` over the row at `expected_version`; JobConflict if it moved."""
-        values = row_values(job.evolve(version=expected_version))
-        row = await self._db.fetch_one("save_job", **{key: values[key] for key in _SAVED_FIELDS})
+        """Write `job` over the row at `expected_version`; JobConflict if it moved.
+
+        The stored job is `job` at the next version: what was written is known,
+        so nothing is read back."""
+        row = await self._db.fetch_one("save_job", **_changeable_values(job, expected_version))
         if row is None:
             raise JobConflict(job.id)
-        return ExportJob.from_row(row)
+        return job.evolve(version=row["version"])
 
     async def list_for_user(
         self, user_id: str, job_filter: JobFilter, *, limit: int, after: Cursor | None

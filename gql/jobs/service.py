@@ -34,7 +34,9 @@ class Followers(Protocol):
     def adopt(self, job: ExportJob) -> None:
         """Follow a job this process just recorded."""
 
-    def poke(self, job: ExportJob, reported_run: str | None = None) -> None:
+    def poke(
+        self, job: ExportJob, reported_run: str | None = None, *, changed: bool = True
+    ) -> None:
         """Have the job's follower, wherever it runs, look at it now."""
 
 

@@ -69,12 +69,7 @@ class JobTracker:
         self._webhook_base_url = webhook_base_url
         self._requests = asyncio.Semaphore(max_concurrency)
         self._circuit = circuit or EndpointCircuit(base_s=poll_interval_s, cap_s=CIRCUIT_MAX_S)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._wakeups: dict[str, asyncio.Event] = {}
-        # Followers asked to stop after their current step.
-        self._letting_go: set[str] = set()
-        # Job id -> RunPod ids webhooks named for that job: maybe other runs of it.
-        self._reported_runs: dict[str, set[str]] = {}
+        self._followers: dict[str, _Follower] = {}
         self._started = False
 
     @property
@@ -88,13 +83,19 @@ class JobTracker:
 
     @property
     def followed_count(self) -> int:
-        return len(self._tasks)
+        return len(self._followers)
 
     def follows(self, job_id: str) -> bool:
-        return job_id in self._tasks and job_id not in self._letting_go
+        follower = self._followers.get(job_id)
+        return follower is not None and not follower.letting_go
 
     def followed_ids(self) -> set[str]:
-        return set(self._tasks) - self._letting_go
+        return {job_id for job_id, follower in self._followers.items() if not follower.letting_go}
+
+    def known_job(self, job_id: str) -> ExportJob | None:
+        """The job as its follower here last wrote or read it; None if not followed here."""
+        follower = self._followers.get(job_id)
+        return None if follower is None else follower.job
 
     async def start(self) -> None:
         self._started = True
@@ -102,63 +103,63 @@ class JobTracker:
     async def stop(self) -> None:
         """Let every follower finish its step (for a while), then stop the rest."""
         self._started = False
-        tasks = [task for job_id in list(self._tasks) if (task := self.let_go(job_id))]
+        tasks = [task for job_id in list(self._followers) if (task := self.let_go(job_id))]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
-        self._wakeups.clear()
-        self._letting_go.clear()
-        self._reported_runs.clear()
+        self._followers.clear()
 
     def follow(self, job: ExportJob, *, delay: float = 0.0) -> None:
         """Start following `job` (no-op, apart from a wake-up, if already followed)."""
         if self._runpod is None or not self._started:
             return
-        running = self._tasks.get(job.id)
-        if running is not None and not running.done():
-            self._letting_go.discard(job.id)
+        follower = self._followers.get(job.id)
+        if follower is not None and not follower.task.done():
+            follower.letting_go = False
             self.look_now(job.id)
             return
-        self._letting_go.discard(job.id)
-        self._wakeups[job.id] = asyncio.Event()
-        task = asyncio.create_task(self._follow(job, delay), name=f"follow-{job.id}")
-        self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._forget(job.id, task))
+        follower = _Follower(job)
+        follower.task = asyncio.create_task(self._follow(follower, delay), name=f"follow-{job.id}")
+        self._followers[job.id] = follower
+        follower.task.add_done_callback(lambda _: self._forget(follower))
 
-    def look_now(self, job_id: str, reported_run: str | None = None) -> bool:
-        """Have the job's follower re-read it and ask RunPod now (webhooks, cancels).
+    def look_now(
+        self, job_id: str, reported_run: str | None = None, *, changed: bool = True
+    ) -> bool:
+        """Have the job's follower ask RunPod now (webhooks, cancels).
 
-        `reported_run` is the RunPod job a webhook named: when it is not the run
-        being followed, it is another run of this export, which the follower
-        settles. Returns False when the job is not followed here.
+        `changed` says the job's row may have changed elsewhere (a cancel, another
+        process's write), so the follower reads it again first; a webhook changes
+        nothing stored. `reported_run` is the RunPod job a webhook named: when it is
+        not the run being followed, it is another run of this export, which the
+        follower settles. Returns False when the job is not followed here.
         """
-        event = self._wakeups.get(job_id)
-        if event is None or job_id in self._letting_go:
+        follower = self._followers.get(job_id)
+        if follower is None or follower.letting_go:
             return False
         if reported_run is not None:
-            self._reported_runs.setdefault(job_id, set()).add(reported_run)
-        event.set()
+            follower.reported_runs.add(reported_run)
+        follower.stale = follower.stale or changed
+        follower.alarm.ring()
         return True
 
     def let_go(self, job_id: str) -> asyncio.Task[None] | None:
         """Stop following the job once its current step is done; returns the task
         to await (None when it was not followed)."""
-        task = self._tasks.get(job_id)
-        if task is None:
+        follower = self._followers.get(job_id)
+        if follower is None:
             return None
-        self._letting_go.add(job_id)
-        self._wakeups[job_id].set()
-        return task
+        follower.letting_go = True
+        follower.alarm.ring()
+        return follower.task
 
-    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
-        if self._tasks.get(job_id) is task:
-            del self._tasks[job_id]
-            self._wakeups.pop(job_id, None)
-            self._letting_go.discard(job_id)
-            self._reported_runs.pop(job_id, None)
+    def _forget(self, follower: _Follower) -> None:
+        job_id = follower.job.id
+        if self._followers.get(job_id) is follower:
+            del self._followers[job_id]
+        task = follower.task
         if not task.cancelled() and task.exception() is not None:
             logger.error(
                 "job follower crashed",
@@ -166,19 +167,20 @@ class JobTracker:
                 extra={"action": "follow_crash", "job": job_id},
             )
 
-    async def _follow(self, job: ExportJob, delay: float) -> None:
+    async def _follow(self, follower: _Follower, delay: float) -> None:
         assert self._runpod is not None
-        wakeup = self._wakeups[job.id]
         failures = 0
         while True:
-            woken = await _sleep_or_wake(wakeup, delay)
-            if job.id in self._letting_go:
+            await follower.alarm.sleep(delay)
+            if follower.letting_go:
                 return
-            if woken:
-                fresh = await self._repo.get(job.id)
-                job = fresh or job
-            duplicates = self._reported_runs.get(job.id)
+            job = follower.job
+            if follower.stale:
+                follower.stale = False
+                job = await self._repo.get(job.id) or job
+            duplicates = follower.reported_runs
             if job.is_terminal and not job.cancel_pending and not duplicates:
+                follower.job = job
                 return
             try:
                 if duplicates:
@@ -205,6 +207,7 @@ class JobTracker:
                         "retry_in_s": round(delay, 2),
                     },
                 )
+            follower.job = job
 
     async def _submit(self, runpod: RunPodClient, job: ExportJob) -> tuple[ExportJob, float]:
         now = utcnow()
@@ -277,8 +280,6 @@ class JobTracker:
             if duplicate != job.runpod_id:
                 job = await self._settle_duplicate(runpod, job, duplicate)
             duplicates.discard(duplicate)
-        if not duplicates:
-            self._reported_runs.pop(job.id, None)
         return job
 
     async def _settle_duplicate(
@@ -376,11 +377,54 @@ def reported_run(job: ExportJob, body: Mapping[str, Any]) -> str | None:
     return runpod_id if isinstance(runpod_id, str) and runpod_id else None
 
 
-async def _sleep_or_wake(wakeup: asyncio.Event, delay: float) -> bool:
-    """Sleep `delay` seconds; True if woken early."""
-    if not wakeup.is_set() and delay > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), delay)
-    woken = wakeup.is_set()
-    wakeup.clear()
-    return woken
+class _Follower:
+    """One followed job: its latest known state, and what its task is asked to do."""
+
+    __slots__ = ("alarm", "job", "letting_go", "reported_runs", "stale", "task")
+
+    def __init__(self, job: ExportJob) -> None:
+        self.job = job
+        self.task: asyncio.Task[None]
+        self.alarm = Alarm()
+        # RunPod ids webhooks named for this job: maybe other runs of it.
+        self.reported_runs: set[str] = set()
+        # Stop after the current step.
+        self.letting_go = False
+        # The row changed elsewhere: read it again before the next step.
+        self.stale = False
+
+
+class Alarm:
+    """A follower's sleep until its next step: it ends after a delay, or at once
+    when rung (a webhook, a cancel). One timer and one future per sleep, and no
+    task: with a thousand jobs followed this runs a thousand times a second."""
+
+    __slots__ = ("_rung", "_waiter")
+
+    def __init__(self) -> None:
+        self._rung = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def ring(self) -> None:
+        self._rung = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def sleep(self, delay: float) -> bool:
+        """Sleep `delay` seconds; True if rung meanwhile (or before)."""
+        if not self._rung and delay > 0:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(delay, _end_sleep, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        rung, self._rung = self._rung, False
+        return rung
+
+
+def _end_sleep(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -132,7 +132,7 @@ UPDATE export_jobs SET
     cancel_pending = :cancel_pending, result = :result, updated_at = :updated_at,
     started_at = :started_at, completed_at = :completed_at, version = version + 1
 WHERE id = :id AND version = :version
-RETURNING *;
+RETURNING version;
 
 -- name: get_user_project
 SELECT * FROM projects WHERE id = :id AND user_id = :user_id;

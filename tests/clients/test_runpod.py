@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Literal
 
-import httpx
+import aiohttp
 import pytest
 
 from clients.runpod import (
@@ -28,13 +28,13 @@ ATTEMPTS = 4
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with make_http_client(read_timeout=0.5) as client:
         yield client
 
 
 def make_client(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     server: RunningRunPodServer,
     *,
     api_key: str | None = None,
@@ -55,7 +55,7 @@ def make_client(
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient, runpod_server: RunningRunPodServer) -> RunPodClient:
+def client(http: aiohttp.ClientSession, runpod_server: RunningRunPodServer) -> RunPodClient:
     return make_client(http, runpod_server)
 
 
@@ -180,7 +180,7 @@ async def test_a_job_runpod_forgot_raises_job_not_found(
 
 
 async def test_wrong_api_key_is_rejected_once_and_not_logged(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     start_runpod_server: StartRunPodServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -198,7 +198,7 @@ async def test_wrong_api_key_is_rejected_once_and_not_logged(
 
 
 async def test_right_api_key_is_sent_as_bearer_token(
-    http: httpx.AsyncClient, start_runpod_server: StartRunPodServer
+    http: aiohttp.ClientSession, start_runpod_server: StartRunPodServer
 ) -> None:
     server = start_runpod_server(api_key="right-key")
     client = make_client(http, server, api_key="right-key")
@@ -286,7 +286,7 @@ async def test_persistent_503_raises_unavailable_after_the_configured_attempts(
 
 
 async def test_on_unavailable_hears_of_every_failed_attempt_and_nothing_else(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     failed: list[int] = []
     client = RunPodClient(
@@ -308,7 +308,7 @@ async def test_on_unavailable_hears_of_every_failed_attempt_and_nothing_else(
 
 
 async def test_retries_stop_at_the_retry_timeout(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     client = make_client(http, runpod_server, attempts=1000, retry_timeout=0.3)
     runpod_server.control.set_down("503")
@@ -337,7 +337,7 @@ async def test_read_timeouts_on_every_attempt_raise_unavailable(
     job = await client.run({"kind": "overlay"})
     runpod_server.control.inject("delay", delay=1.0, count=ATTEMPTS, route="status")
 
-    with pytest.raises(RunPodUnavailable, match="ReadTimeout"):
+    with pytest.raises(RunPodUnavailable, match="timed out"):
         await client.status(job.id)
 
     assert runpod_server.control.counts().job(job.id, "status") == ATTEMPTS
@@ -354,17 +354,17 @@ async def test_a_dropped_connection_is_retried(
     assert runpod_server.control.counts().route("health") == 2
 
 
-async def test_an_unreachable_endpoint_raises_unavailable(http: httpx.AsyncClient) -> None:
+async def test_an_unreachable_endpoint_raises_unavailable(http: aiohttp.ClientSession) -> None:
     with RunningRunPodServer() as server:
         url = server.url
     client = RunPodClient(http, url, attempts=2, wait_initial=0.01, wait_max=0.01)
 
-    with pytest.raises(RunPodUnavailable, match="ConnectError"):
+    with pytest.raises(RunPodUnavailable, match="cannot connect"):
         await client.health()
 
 
 async def test_retry_after_sets_the_wait_before_the_next_attempt(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     client = make_client(http, runpod_server, wait_max=2.0)
     runpod_server.control.inject("429", retry_after=1, route="health")
@@ -376,7 +376,7 @@ async def test_retry_after_sets_the_wait_before_the_next_attempt(
 
 
 async def test_retry_after_is_capped_at_wait_max(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     client = make_client(http, runpod_server, wait_max=0.2)
     runpod_server.control.inject("503", retry_after=30, route="health")

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
@@ -56,7 +57,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with make_http_client() as client:
         yield client
 
@@ -82,7 +83,7 @@ async def follow(client: RunPodClient, job_id: str, within: float = 5.0) -> list
 
 
 async def test_auto_job_reports_progress_then_completes_with_a_copy_of_its_input(
-    http: httpx.AsyncClient, start_runpod_server: StartRunPodServer, tmp_path: Path
+    http: aiohttp.ClientSession, start_runpod_server: StartRunPodServer, tmp_path: Path
 ) -> None:
     config = StorageConfig(local_dir=tmp_path)
     storage = open_storage(config)
@@ -102,7 +103,7 @@ async def test_auto_job_reports_progress_then_completes_with_a_copy_of_its_input
 
 
 async def test_auto_job_without_an_input_object_still_writes_an_output(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     start_runpod_server: StartRunPodServer,
     s3_storage_config: StorageConfig,
 ) -> None:
@@ -122,7 +123,7 @@ async def test_auto_job_without_an_input_object_still_writes_an_output(
     ("outcome", "error"), [("FAILED", "export failed on the worker"), ("TIMED_OUT", None)]
 )
 async def test_auto_job_can_end_badly_after_some_progress(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     runpod_server: RunningRunPodServer,
     outcome: Outcome,
     error: str | None,
@@ -138,7 +139,7 @@ async def test_auto_job_can_end_badly_after_some_progress(
 
 
 async def test_cancel_stops_a_scripted_job(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     runpod_server.control.set_behaviour(step=0.02)
     client = RunPodClient(http, runpod_server.url)
@@ -151,7 +152,7 @@ async def test_cancel_stops_a_scripted_job(
 
 
 async def test_terminal_state_set_by_control_posts_the_status_json_and_input_to_the_webhook(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
 ) -> None:
     client = RunPodClient(http, runpod_server.url)
     job = await client.run({"output_key": "k"}, webhook=receiver.url)
@@ -169,7 +170,7 @@ async def test_terminal_state_set_by_control_posts_the_status_json_and_input_to_
 
 
 async def test_scripted_completion_posts_the_webhook(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
 ) -> None:
     runpod_server.control.set_behaviour(step=0.001)
     job = await RunPodClient(http, runpod_server.url).run({"output_key": "k"}, webhook=receiver.url)
@@ -180,7 +181,7 @@ async def test_scripted_completion_posts_the_webhook(
 
 
 async def test_webhooks_can_be_switched_off_and_fired_by_hand(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
 ) -> None:
     control = runpod_server.control
     control.set_webhooks(False)
@@ -197,23 +198,24 @@ async def test_webhooks_can_be_switched_off_and_fired_by_hand(
 
 
 async def test_purge_queue_removes_only_queued_jobs(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     client = RunPodClient(http, runpod_server.url)
     queued = await client.run({})
     running = await client.run({})
     runpod_server.control.progress(running.id, 20)
 
-    response = await http.post(f"{runpod_server.url}/purge-queue")
+    async with http.post(f"{runpod_server.url}/purge-queue") as response:
+        answer = await response.json()
 
-    assert response.json() == {"removed": 1, "status": "completed"}
+    assert answer == {"removed": 1, "status": "completed"}
     assert [j.id for j in runpod_server.control.jobs() if not j.forgotten] == [running.id]
     assert (await client.health())["jobs"]["inQueue"] == 0
     assert runpod_server.control.job(queued.id).forgotten
 
 
 async def test_faults_are_used_up_and_reset_clears_everything(
-    http: httpx.AsyncClient, runpod_server: RunningRunPodServer
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
     control = runpod_server.control
     control.inject("500", count=2, route="cancel")
