@@ -19,19 +19,36 @@ from tests.support.graphql import GraphQLHTTP
 
 pytest_plugins = ["tests.servers.fixtures"]
 
-# Several checkouts on one machine each set their own database, so their runs never meet.
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`) the fault suite runs on one worker, one
+    test after another: its processes are killed, starved and timed, and must not
+    also share a CPU with another fault test. The rest spreads over the workers."""
+    for item in items:
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
+# Several checkouts on one machine each set their own database, so their runs never
+# meet; with pytest-xdist each worker has a database of its own too (test_gw0, …).
+_SHARED_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+POSTGRES_URL = f"{_SHARED_URL}_{_WORKER}" if _WORKER else _SHARED_URL
 _TABLES = "export_jobs, working_videos, projects, games, api_processes, schema_migrations"
 
 
 def _postgres_reachable() -> bool:
+    """Whether PostgreSQL answers; creates this worker's database when missing."""
     import asyncpg
 
     async def probe() -> None:
-        connection = await asyncpg.connect(
-            POSTGRES_URL.replace("postgresql", "postgres"), timeout=3
-        )
-        await connection.close()
+        connection = await asyncpg.connect(_SHARED_URL, timeout=3)
+        try:
+            name = POSTGRES_URL.rsplit("/", 1)[1]
+            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
 
     try:
         asyncio.run(probe())
