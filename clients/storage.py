@@ -45,7 +45,10 @@ class ObjectStorage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def presigned_url(self, key: str, expires_in: int) -> str: ...
+    def presigned_url(self, key: str, expires_in: int) -> str:
+        """Signed here with the configured keys, without a network call: cheap
+        enough to run on the event loop (unlike the transfers)."""
+        ...
 
 
 def check_key(key: str) -> str:

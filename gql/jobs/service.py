@@ -6,7 +6,6 @@ found, never forbidden, so its existence does not leak.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import uuid
@@ -152,9 +151,7 @@ class JobService:
     async def download_url(self, job: ExportJob) -> str | None:
         if job.status is not ExportStatus.COMPLETE:
             return None
-        return await asyncio.to_thread(
-            self._storage.presigned_url, job.output_key, self._download_url_ttl_s
-        )
+        return self._storage.presigned_url(job.output_key, self._download_url_ttl_s)
 
     async def _owned(self, user_id: str, job_id: str) -> ExportJob:
         job = await self._repo.get_for_user(job_id, user_id)

@@ -192,8 +192,11 @@ class JobTracker:
                 elif job.runpod_id is None:
                     job, delay = await self._submit(self._runpod, job)
                 else:
+                    polled_at = asyncio.get_running_loop().time()
                     job = await self._poll(self._runpod, job)
-                    delay = self._interval
+                    # One poll per interval, however long this one took.
+                    elapsed = asyncio.get_running_loop().time() - polled_at
+                    delay = max(0.0, self._interval - elapsed)
                 failures = 0
             except (RunPodUnavailable, RunPodRejected) as error:
                 failures += 1
