@@ -54,8 +54,9 @@ def _level(context: Context, count: int) -> dict[str, Any]:
     with Processes(folder) as processes, LoadGenerators(2) as generators:
         fake = Fake(processes)
         api = Api(processes, fake, folder / "api", poll_interval_s=INTERVAL_S)
-        # Long enough to start them all, subscribe and measure, then all end.
-        starting_s = count / 100 + 5
+        # Long enough to start them all (slower as more run), subscribe and
+        # measure while all still run; then they all end.
+        starting_s = count / 40 + 5
         steps = math.ceil((starting_s + WINDOW_S + 5) / CHANGE_EVERY_S)
         fake.control.set_behaviour("auto", step=CHANGE_EVERY_S, steps=steps)
         began = time.monotonic()
