@@ -88,6 +88,11 @@ async def lease_owners(postgres_url: str) -> dict[str, str | None]:
     return {row["id"]: row["lease_owner"] for row in rows}
 
 
+async def lease_owner(postgres_url: str, job_id: str) -> str | None:
+    """The process holding the job's lease; None while it is between processes."""
+    return (await lease_owners(postgres_url)).get(job_id)
+
+
 async def started_jobs(
     server: ApiProcess, control: RunPodControl, count: int
 ) -> tuple[SeededAssets, list[str], list[str]]:
@@ -198,7 +203,9 @@ async def test_a_killed_followers_jobs_are_taken_over_and_finish_for_every_subsc
     for runpod_id in runpod_ids:
         control.progress(runpod_id, 10, "encoding")
     by_process = {await process_id(server): server for server in servers}
-    victim = by_process[(await lease_owners(postgres_url))[job_ids[0]] or ""]
+    owner = await eventually(lambda: lease_owner(postgres_url, job_ids[0]))
+    assert owner is not None
+    victim = by_process[owner]
     survivors = [server for server in servers if server is not victim]
     sockets = [await GraphQLWebSocket.connect(server.ws_url) for server in survivors]
     streams = [socket.subscribe(WATCH_JOB, {"id": j}) for socket in sockets for j in job_ids]
