@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gql.app import create_app
     from gql.logs import configure_logging
-    from gql.runtime import tune_garbage_collector
+    from gql.runtime import server_options, tune_garbage_collector
 
     configure_logging(log_format=settings.log_format)
     if args.workers > 1:
@@ -93,16 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
     _wait_for_database(settings)
     app = create_app(settings)
     tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=1 << 20,
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_timeout_s,
-        ws_per_message_deflate=settings.ws_per_message_deflate,
-    )
+    uvicorn.run(app, **server_options(settings))
     return 0
 
 

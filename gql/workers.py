@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from gql.metrics import MULTIPROCESS_DIR_ENV
+from gql.runtime import server_options
 from gql.settings import Settings
 from gql.startup import StartupError
 
@@ -62,13 +63,7 @@ def serve_workers(settings: Settings, workers: int) -> int:
             "gql.workers:app_from_environment",
             factory=True,
             workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            ws_max_size=1 << 20,
-            ws_ping_interval=settings.ws_ping_interval_s,
-            ws_ping_timeout=settings.ws_ping_timeout_s,
-            ws_per_message_deflate=settings.ws_per_message_deflate,
+            **server_options(settings),
         )
     return 0
 
