@@ -216,17 +216,23 @@ class RunPodClient:
     ) -> Any:
         extra: dict[str, Any] = {"action": action, "runpod_id": runpod_id}
         try:
+            # Nearly every request succeeds at once, and setting up stamina's retry
+            # loop costs more CPU than aiohttp's request: it starts at the first
+            # failure, which it is handed as its own first attempt, so its waits,
+            # Retry-After and attempt count apply as if it had made that one too.
+            try:
+                return await self._attempt(method, path, action, runpod_id, body)
+            except RunPodUnavailable as error:
+                self._failed_attempt(error, 1, extra)
+                first_failure = error
             async for attempt in self._retrying():
                 with attempt:
+                    if attempt.num == 1:
+                        raise first_failure
                     try:
                         return await self._attempt(method, path, action, runpod_id, body)
                     except RunPodUnavailable as error:
-                        if self._on_unavailable is not None:
-                            self._on_unavailable()
-                        logger.warning(
-                            "RunPod request failed",
-                            extra={**extra, "attempt": attempt.num, "reason": str(error)},
-                        )
+                        self._failed_attempt(error, attempt.num, extra)
                         raise
         except RunPodUnavailable:
             logger.error("RunPod unavailable after retries", extra=extra)
@@ -235,6 +241,15 @@ class RunPodClient:
             logger.error("RunPod rejected the request", extra={**extra, "reason": str(error)})
             raise
         raise AssertionError("stamina ends with a result or an exception")
+
+    def _failed_attempt(
+        self, error: RunPodUnavailable, attempt: int, extra: Mapping[str, Any]
+    ) -> None:
+        if self._on_unavailable is not None:
+            self._on_unavailable()
+        logger.warning(
+            "RunPod request failed", extra={**extra, "attempt": attempt, "reason": str(error)}
+        )
 
     async def _attempt(
         self,
