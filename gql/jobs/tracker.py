@@ -9,6 +9,11 @@ RunPod sees one poll per interval. A webhook or a cancel wakes the task early;
 a job let go stops after the step it is in, never halfway through one. Every
 request passes one `EndpointCircuit`, so an outage is probed once, not per job.
 
+Followers wake on a shared grid (`WAKE_GRID_S`): the polls due in the same slot
+go out in one pass of the event loop, and their answers, writes and pushes are
+handled in batches. A thousand jobs followed then cost twenty wake-ups a second
+rather than a thousand, which is most of what a poll costs besides its work.
+
 A webhook also tells which RunPod job it is about. Only a `/run` for this export
 carried its webhook URL, so a RunPod id other than the stored one is a second
 run of the same export: a `/run` RunPod accepted but whose answer was lost (the
@@ -44,6 +49,9 @@ SUBMIT_BACKOFF_MAX_S = 60.0
 POLL_BACKOFF_MAX_S = 30.0
 # On shutdown, followers get this long to finish the step they are in.
 STOP_GRACE_S = 5.0
+# Followers' wake-ups are rounded to this grid (or a tenth of the poll interval if
+# finer); rounding to the nearest slot keeps one poll per interval on average.
+WAKE_GRID_S = 0.05
 JOB_UNKNOWN_TO_ENDPOINT = (
     "The endpoint no longer knows this job (it expired, was purged or its worker restarted); "
     "retry the export"
@@ -66,6 +74,7 @@ class JobTracker:
         self._transitions = transitions
         self._runpod = runpod
         self._interval = poll_interval_s
+        self._wake_grid_s = min(WAKE_GRID_S, poll_interval_s / 10)
         self._webhook_base_url = webhook_base_url
         self._requests = asyncio.Semaphore(max_concurrency)
         self._circuit = circuit or EndpointCircuit(base_s=poll_interval_s, cap_s=CIRCUIT_MAX_S)
@@ -120,7 +129,7 @@ class JobTracker:
             follower.letting_go = False
             self.look_now(job.id)
             return
-        follower = _Follower(job)
+        follower = _Follower(job, Alarm(self._wake_grid_s))
         follower.task = asyncio.create_task(self._follow(follower, delay), name=f"follow-{job.id}")
         self._followers[job.id] = follower
         follower.task.add_done_callback(lambda _: self._forget(follower))
@@ -385,10 +394,10 @@ class _Follower:
 
     __slots__ = ("alarm", "job", "letting_go", "reported_runs", "stale", "task")
 
-    def __init__(self, job: ExportJob) -> None:
+    def __init__(self, job: ExportJob, alarm: Alarm) -> None:
         self.job = job
         self.task: asyncio.Task[None]
-        self.alarm = Alarm()
+        self.alarm = alarm
         # RunPod ids webhooks named for this job: maybe other runs of it.
         self.reported_runs: set[str] = set()
         # Stop after the current step.
@@ -398,13 +407,15 @@ class _Follower:
 
 
 class Alarm:
-    """A follower's sleep until its next step: it ends after a delay, or at once
-    when rung (a webhook, a cancel). One timer and one future per sleep, and no
-    task: with a thousand jobs followed this runs a thousand times a second."""
+    """A follower's sleep until its next step: it ends after a delay, at the
+    nearest point of the wake-up grid, or at once when rung (a webhook, a cancel).
+    One timer and one future per sleep, and no task: with a thousand jobs
+    followed this runs a thousand times a second."""
 
-    __slots__ = ("_rung", "_waiter")
+    __slots__ = ("_grid_s", "_rung", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, grid_s: float) -> None:
+        self._grid_s = grid_s
         self._rung = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -418,7 +429,7 @@ class Alarm:
         if not self._rung and delay > 0:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(delay, _end_sleep, waiter)
+            timer = loop.call_at(on_grid(loop.time() + delay, self._grid_s), _end_sleep, waiter)
             try:
                 await waiter
             finally:
@@ -426,6 +437,14 @@ class Alarm:
                 self._waiter = None
         rung, self._rung = self._rung, False
         return rung
+
+
+def on_grid(moment: float, grid_s: float) -> float:
+    """The point of the wake-up grid nearest to `moment` (loop time, seconds).
+
+    Nearest, not next: a poll that wakes a little late is due again one interval
+    later, which rounds back onto its slot, so the period does not creep up."""
+    return round(moment / grid_s) * grid_s
 
 
 def _end_sleep(waiter: asyncio.Future[None]) -> None:
