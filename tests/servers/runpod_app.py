@@ -44,15 +44,17 @@ def _error(status_code: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
 
 
+# Dependencies are coroutines: FastAPI would run plain functions in its thread
+# pool, a thread hop on every request, which made the fake as busy as the API.
 def _v2_router(endpoint: FakeEndpoint, api_key: str | None) -> APIRouter:
-    def check_key(request: Request) -> None:
+    async def check_key(request: Request) -> None:
         given = request.headers.get("authorization", "")
         if api_key is not None and given.removeprefix("Bearer ") != api_key:
             raise HTTPException(401, "Unauthorized")
 
     router = APIRouter(dependencies=[Depends(check_key)])
 
-    def known(job_id: str) -> FakeJob:
+    async def known(job_id: str) -> FakeJob:
         job = endpoint.get(job_id)
         if job is None:
             raise HTTPException(404, f"request {job_id} does not exist")
@@ -90,7 +92,7 @@ def _v2_router(endpoint: FakeEndpoint, api_key: str | None) -> APIRouter:
 def _control_router(endpoint: FakeEndpoint) -> APIRouter:
     router = APIRouter()
 
-    def any_job(job_id: str) -> FakeJob:
+    async def any_job(job_id: str) -> FakeJob:
         job = endpoint.jobs.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
