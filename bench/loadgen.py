@@ -106,7 +106,7 @@ class Recorder:
 
 
 class _FakeBackend:
-    """Moves a job on the RunPod fake: PATCH its output, then (maybe) fire its webhook."""
+    """Moves a job on the RunPod fake: PATCH its output and (maybe) fire its webhook."""
 
     def __init__(self, host: str, port: int) -> None:
         self._connection = HTTPConnection(host, port)
@@ -114,14 +114,10 @@ class _FakeBackend:
     async def change(self, job: dict[str, Any], progress: int, token: str, webhook: bool) -> None:
         path = f"/_control/jobs/{job['runpod_id']}"
         output = {"progress": progress, "message": token}
-        body = {"status": "IN_PROGRESS", "output": output, "webhook": False}
+        body = {"status": "IN_PROGRESS", "output": output, "webhook": False, "notify": webhook}
         status, _ = await self._connection.json("PATCH", path, body)
         if status != 200:
             raise HTTPError(f"PATCH job: {status}")
-        if webhook:
-            status, _ = await self._connection.request("POST", f"{path}/webhook?wait=false", b"")
-            if status != 200:
-                raise HTTPError(f"fire webhook: {status}")
 
     def close(self) -> None:
         self._connection.close()

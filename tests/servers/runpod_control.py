@@ -99,10 +99,12 @@ class RunPodControl:
         output: Any = KEEP,
         error: str | _Keep | None = KEEP,
         webhook: bool = True,
+        notify: bool = False,
     ) -> JobView:
         """Change a job (stopping its scripted run); reaching a terminal status fires
-        its webhook unless `webhook` is False or webhooks are switched off."""
-        patch: dict[str, Any] = {"status": status, "webhook": webhook}
+        its webhook unless `webhook` is False or webhooks are switched off; `notify`
+        fires it in any case, whatever the status."""
+        patch: dict[str, Any] = {"status": status, "webhook": webhook, "notify": notify}
         if output is not KEEP:
             patch["output"] = output
         if error is not KEEP:

@@ -65,6 +65,9 @@ class JobPatch(BaseModel):
     error: str | None = None
     webhook: bool = True
     """Deliver the webhook when this change makes the job terminal."""
+    notify: bool = False
+    """Deliver the webhook now, whatever the status, as a hand-fired one is (the
+    benches drive each change through a webhook with one request this way)."""
 
 
 class JobView(BaseModel):

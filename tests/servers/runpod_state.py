@@ -222,8 +222,10 @@ class FakeEndpoint:
             patch.status or job.status,
             output=patch.output if "output" in sent else job.output,
             error=patch.error if "error" in sent else job.error,
-            webhook=patch.webhook,
+            webhook=patch.webhook and not patch.notify,
         )
+        if patch.notify:
+            self.fire_webhook(job)
 
     def move(
         self, job: FakeJob, status: str, *, output: Any, error: str | None, webhook: bool

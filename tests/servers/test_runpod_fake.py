@@ -197,6 +197,24 @@ async def test_webhooks_can_be_switched_off_and_fired_by_hand(
     assert receiver.bodies == [control.job(job.id).webhook_json]
 
 
+async def test_a_change_can_fire_the_webhook_whatever_the_status(
+    http: aiohttp.ClientSession, runpod_server: RunningRunPodServer, receiver: WebhookReceiver
+) -> None:
+    control = runpod_server.control
+    job = await RunPodClient(http, runpod_server.url).run({}, webhook=receiver.url)
+    control.set_job(job.id, "IN_PROGRESS", output={"progress": 40}, notify=True)
+    await wait_for(lambda: bool(receiver.bodies))
+    control.set_job(job.id, "COMPLETED", output={"progress": 100}, notify=True)
+    await wait_for(lambda: len(receiver.bodies) == 2)
+
+    assert [(b["status"], b["output"]) for b in receiver.bodies] == [
+        ("IN_PROGRESS", {"progress": 40}),
+        ("COMPLETED", {"progress": 100}),
+    ]
+    await asyncio.sleep(0.1)
+    assert len(receiver.bodies) == 2, "a terminal change with notify fires once"
+
+
 async def test_purge_queue_removes_only_queued_jobs(
     http: aiohttp.ClientSession, runpod_server: RunningRunPodServer
 ) -> None:
