@@ -10,7 +10,7 @@ then COMPLETED with a webhook. Each export has one subscriber.
   is written and pushed to its subscriber). The fake's and the load
   generators' CPU are reported beside it: they must not be the bottleneck.
 - webhook_answer_p99_ms: the completions arrive within about the time the
-  starts took (~2 s at J = 300); how long the API took to answer each
+  starts took (1 to 2 s at J = 300); how long the API took to answer each
   completion webhook, as the fake timed it.
 - complete_push_p99_ms_many_jobs: from the fake marking a job COMPLETED to its
   subscriber receiving COMPLETE.
