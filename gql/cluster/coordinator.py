@@ -153,8 +153,11 @@ class Coordinator:
         return self._tracker.known_job(job_id)
 
     async def _poke_elsewhere(self, job: ExportJob, reported_run: str | None) -> None:
-        claimed = await self._repo.claim_one(job.id)
-        if claimed is None:
+        # A job being given up is not taken back: its lease is about to be released,
+        # and a follower started here now would outlive it, polling beside the next
+        # holder's. The next holder polls it as soon as it claims it.
+        claimed = None if job.id in self._releasing else await self._repo.claim_one(job.id)
+        if claimed is None or claimed.id in self._releasing:
             self._feed.wake_follower(job.id, reported_run)
             return
         self._hold(claimed.id)

@@ -250,6 +250,41 @@ async def test_leases_spread_over_the_processes(
     assert set(owners) == {await process_id(a), await process_id(b)}
 
 
+async def leases_and_followers(server: ApiProcess) -> tuple[int, int]:
+    """(leases held, jobs followed) by one process, as its /healthz reports them."""
+    async with httpx.AsyncClient() as http:
+        leases = (await http.get(f"{server.url}/healthz")).json()["checks"]["leases"]
+    return int(leases["leases_held"]), int(leases["following"])
+
+
+async def test_webhooks_during_a_hand_over_leave_each_job_one_follower(
+    start_cluster: StartCluster, control: RunPodControl, postgres_url: str
+) -> None:
+    (a,) = start_cluster(1, webhooks=True)
+    _, job_ids, runpod_ids = await started_jobs(a, control, 10)
+    webhooks = [control.job(runpod_id) for runpod_id in runpod_ids]
+    # Each /status answer now takes a second, so a job the first process gives up
+    # waits that long for its follower's request to end, while webhooks keep coming.
+    control.inject("delay", route="status", delay=1.0, count=60)
+    (b,) = start_cluster(1, webhooks=True)
+    async with httpx.AsyncClient() as http:
+        for _ in range(30):
+            for job in webhooks:
+                assert job.webhook is not None
+                await http.post(job.webhook, json=job.webhook_json)
+            await asyncio.sleep(0.1)
+
+    async def settled() -> bool:
+        owners = Counter((await lease_owners(postgres_url)).values())
+        shares = [await leases_and_followers(server) for server in (a, b)]
+        shared = all(held > 0 for held, _ in shares) and sum(owners.values()) == 10
+        return shared and all(held == followed for held, followed in shares)
+
+    # The jobs end up shared, each followed by the one process holding its lease.
+    await eventually(settled, timeout=20)
+    assert set(await lease_owners(postgres_url)) == set(job_ids)
+
+
 async def test_a_webhook_reaching_a_process_that_does_not_follow_the_job_is_acted_on_at_once(
     start_cluster: StartCluster, control: RunPodControl
 ) -> None:
