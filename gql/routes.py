@@ -27,20 +27,37 @@ router = APIRouter()
 HEALTH_CHECK_TIMEOUT_S = 3.0
 
 
+# The longest `job` and `token` a webhook URL of ours carries, with room to spare.
+WEBHOOK_PARAM_MAX_CHARS = 128
+WEBHOOK_ACCEPTED = b'{"ok":true}'
+
+
 @router.post("/webhooks/runpod", include_in_schema=False)
-async def runpod_webhook(
-    request: Request, job: str = Query(max_length=64), token: str = Query(max_length=128)
-) -> dict[str, bool]:
+async def runpod_webhook(request: Request) -> Response:
     """RunPod's completion callback, which may reach any process: the job's
-    follower, wherever it runs, looks at the job at once."""
-    repo: JobRepository = request.app.state.job_repository
+    follower, wherever it runs, looks at the job at once.
+
+    Parameters are read by hand and the answer is fixed bytes, past FastAPI's
+    validation: a burst of completions brings one webhook per job, and that
+    validation, with the access-log line now left out, cost about 0.15 ms of
+    CPU on each (docs/benchmarks.md).
+    """
     coordinator: Coordinator = request.app.state.coordinator
-    # Followed here, the job is known without a database read.
-    stored = coordinator.known_job(job) or await repo.get(job)
-    if stored is None or not hmac.compare_digest(stored.webhook_token, token):
+    job = request.query_params.get("job", "")
+    token = request.query_params.get("token", "")
+    stored = None
+    if job and len(job) <= WEBHOOK_PARAM_MAX_CHARS and len(token) <= WEBHOOK_PARAM_MAX_CHARS:
+        repo: JobRepository = request.app.state.job_repository
+        # Followed here, the job is known without a database read.
+        stored = coordinator.known_job(job) or await repo.get(job)
+    # Bytes: `compare_digest` raises on non-ASCII text.
+    if stored is None or not hmac.compare_digest(stored.webhook_token.encode(), token.encode()):
         metrics.WEBHOOKS.labels("rejected").inc()
-        logger.warning("webhook rejected", extra={"action": "webhook_rejected", "job": job})
-        raise HTTPException(status_code=401, detail="Invalid webhook token")
+        logger.warning(
+            "webhook rejected",
+            extra={"action": "webhook_rejected", "job": job[:WEBHOOK_PARAM_MAX_CHARS]},
+        )
+        return JSONResponse({"detail": "Invalid webhook token"}, status_code=401)
     try:
         body = await request.json()
     except ValueError:
@@ -48,7 +65,7 @@ async def runpod_webhook(
     metrics.WEBHOOKS.labels("accepted").inc()
     run = reported_run(stored, body if isinstance(body, dict) else {})
     coordinator.poke(stored, run, changed=False)
-    return {"ok": True}
+    return Response(WEBHOOK_ACCEPTED, media_type="application/json")
 
 
 @router.get("/files/{key:path}", include_in_schema=False)

@@ -167,6 +167,13 @@ async def test_webhook_triggers_an_immediate_refresh_and_a_bad_token_changes_not
             f"{api.url}/webhooks/runpod?job=nope&token=x", json={"status": "COMPLETED"}
         )
         assert unknown.status_code == 401
+        for params in (
+            {"job": job_id},
+            {"job": job_id, "token": "é" * 32},
+            {"job": job_id + "x" * 10_000, "token": "x"},
+        ):
+            malformed = await http.post(f"{api.url}/webhooks/runpod", params=params, json={})
+            assert malformed.status_code == 401, params
     assert (await job_state(client, job_id))["status"] == "QUEUED"
 
     started = asyncio.get_running_loop().time()
