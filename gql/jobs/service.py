@@ -148,7 +148,9 @@ class JobService:
         jobs = await self._repo.list_for_user(user_id, job_filter, limit=first + 1, after=cursor)
         return JobPage(jobs=jobs[:first], has_next_page=len(jobs) > first)
 
-    async def download_url(self, job: ExportJob) -> str | None:
+    def download_url(self, job: ExportJob) -> str | None:
+        # Synchronous: signing is local, and a field with no awaitable lets
+        # GraphQL execute a whole result without scheduling anything.
         if job.status is not ExportStatus.COMPLETE:
             return None
         return self._storage.presigned_url(job.output_key, self._download_url_ttl_s)

@@ -36,8 +36,8 @@ class ExportJob:
     @strawberry.field(
         description="A presigned, expiring URL of the output; set only when COMPLETE."
     )
-    async def download_url(self, info: Info) -> str | None:
-        return await info.context.services.jobs.download_url(self.job)
+    def download_url(self, info: Info) -> str | None:
+        return info.context.services.jobs.download_url(self.job)
 
     @classmethod
     def of(cls, job: Job) -> ExportJob:
