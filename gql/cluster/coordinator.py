@@ -218,7 +218,11 @@ class Coordinator:
         await self._forget_ended()
         share = fair_share(self._size)
         keeping = self._held - self._releasing
-        if len(keeping) > share + slack(share):
+        # Alone, there is nobody to give jobs to, and an excess can only be
+        # apparent: the jobs to follow are counted at the heartbeat, and jobs that
+        # finished just before may still be held. Given up, running jobs went
+        # unfollowed until claimed back, a turn or two later.
+        if self._size.processes > 1 and len(keeping) > share + slack(share):
             self._give_up(sorted(keeping)[share:])
         elif len(keeping) < share:
             claimed = await self._repo.claim(share - len(keeping))

@@ -183,14 +183,13 @@ class JobTracker:
             await follower.alarm.sleep(delay)
             if follower.letting_go:
                 return
-            job = follower.job
             if follower.stale:
                 follower.stale = False
-                job = await self._repo.get(job.id) or job
-            duplicates = follower.reported_runs
-            if job.is_terminal and not job.cancel_pending and not duplicates:
-                follower.job = job
+                follower.job = await self._repo.get(follower.job.id) or follower.job
+            if follower.done:
                 return
+            job = follower.job
+            duplicates = follower.reported_runs
             try:
                 if duplicates:
                     job = await self._settle_duplicates(self._runpod, job, duplicates)
@@ -220,6 +219,10 @@ class JobTracker:
                     },
                 )
             follower.job = job
+            # Ended at once, not an interval later: until then the coordinator
+            # counts the job among those it follows.
+            if follower.done:
+                return
 
     async def _submit(self, runpod: RunPodClient, job: ExportJob) -> tuple[ExportJob, float]:
         now = utcnow()
@@ -404,6 +407,15 @@ class _Follower:
         self.letting_go = False
         # The row changed elsewhere: read it again before the next step.
         self.stale = False
+
+    @property
+    def done(self) -> bool:
+        """Nothing left to do: the job is final, owes RunPod no cancel, and no
+        other run of it is waiting to be settled."""
+        job = self.job
+        return (
+            job.is_terminal and not job.cancel_pending and not self.reported_runs and not self.stale
+        )
 
 
 class Alarm:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -143,6 +145,41 @@ async def test_same_idempotency_key_returns_the_same_job(
     await eventually(lambda: len(runpod.control.runs()) == 2)
     await asyncio.sleep(0.2)
     assert len(runpod.control.runs()) == 2
+
+
+async def test_a_wave_of_completions_leaves_the_running_jobs_followed(
+    start_api: StartApi, runpod: RunningRunPodServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finished jobs stop being followed at once, and a lone process never gives
+    jobs up: it used to count the finished ones as an excess over its share, let
+    running jobs go and claim them back a turn later, unfollowed meanwhile."""
+    caplog.set_level(logging.INFO)
+    port = free_port()
+    # A long interval: a finished follower that lingered for one would be seen by
+    # several lease turns (every half second).
+    api = start_api(
+        port=port, public_url=f"http://127.0.0.1:{port}", poll_interval_s=30, lease_ttl_s=2
+    )
+    assets = await seed_assets(api.settings, "local")
+    client = GraphQLHTTP(api.graphql_url)
+    job_ids = [await start_overlay(client, assets.project_id) for _ in range(30)]
+    runpod_ids = [await runpod_id_of(runpod, job_id) for job_id in job_ids]
+    for job_id in job_ids:
+        await wait_status(client, job_id, "QUEUED")
+
+    for runpod_id in runpod_ids[:20]:
+        runpod.control.complete(runpod_id, {"output_key": "done"})
+    for job_id in job_ids[:20]:
+        await wait_status(client, job_id, "COMPLETE")
+
+    async def leases() -> dict[str, Any] | None:
+        async with httpx.AsyncClient() as http:
+            held = (await http.get(f"{api.url}/healthz")).json()["checks"]["leases"]
+        return held if (held["leases_held"], held["following"]) == (10, 10) else None
+
+    await eventually(leases)
+    await client.aclose()
+    assert not [r for r in caplog.records if getattr(r, "action", None) == "lease_give_up"]
 
 
 async def test_webhook_triggers_an_immediate_refresh_and_a_bad_token_changes_nothing(
