@@ -11,9 +11,10 @@ lifetime:
    the jobs others took over meanwhile are let go;
 2. forgets the jobs whose follower has ended (finished), and follows again any
    whose follower crashed;
-3. gives up leases beyond its fair share (the jobs over the live processes,
-   rounded up, plus a little slack so shares do not swap back and forth), once
-   their followers have finished the step they are in, and says so on the feed;
+3. when other processes are live, gives up leases beyond its fair share (the
+   jobs over the live processes, rounded up, plus a little slack so shares do
+   not swap back and forth), once their followers have finished the step they
+   are in, and says so on the feed;
 4. claims jobs without a live lease (new, given up, or their owner died) up to
    its fair share, with `FOR UPDATE SKIP LOCKED` so claimers never collide.
 
