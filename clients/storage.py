@@ -219,7 +219,8 @@ class LocalStorage:
         """True when the signature is ours for this key and has not expired."""
         if not self._signing_key or expires < time.time():
             return False
-        return hmac.compare_digest(self._sign(key, expires), signature)
+        # Bytes: `compare_digest` raises on non-ASCII text, which a URL can carry.
+        return hmac.compare_digest(self._sign(key, expires).encode(), signature.encode())
 
     def _sign(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()

@@ -33,6 +33,7 @@ async def test_tampered_expired_or_unsigned_urls_are_refused(
     other_key = signed_url(api, assets.working_key).replace(assets.working_key, assets.source_key)
     async with httpx.AsyncClient() as http:
         forged = await http.get(url[:-4] + "0000")
+        not_ascii = await http.get(url[:-4] + "éééé")
         moved = await http.get(other_key)
         expired = await http.get(signed_url(api, assets.working_key, expires_in=-1))
         unsigned = await http.get(f"{api.url}/files/{assets.working_key}")
@@ -40,6 +41,7 @@ async def test_tampered_expired_or_unsigned_urls_are_refused(
             f"{api.url}/files/..%2F..%2Fetc%2Fpasswd?expires=9999999999&signature=x"
         )
     assert forged.status_code == 403
+    assert not_ascii.status_code == 403
     assert moved.status_code == 403
     assert expired.status_code == 403
     assert unsigned.status_code == 422
