@@ -1,9 +1,10 @@
 """A websocket adapter whose sends never wait on the client.
 
-Frames go into a bounded per-connection queue drained by a short-lived writer
-task, so one slow or stalled client cannot hold up a broadcast to thousands of
-others. A client that stops reading is given up once its queue is full, which keeps
-the server's memory bounded.
+A frame goes straight into the connection's buffer when it has room
+(`direct_frames`). When it has not, frames go into a bounded per-connection
+queue drained by a short-lived writer task, so one slow or stalled client cannot
+hold up a broadcast to thousands of others. A client that stops reading is given
+up once its queue is full, which keeps the server's memory bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 from strawberry.asgi import ASGIWebSocketAdapter
+
+from gql.subscriptions import direct_frames
+from gql.subscriptions.direct_frames import Sent
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         self._frames: deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        # uvicorn's connection, when frames can be handed to it directly.
+        self._connection = direct_frames.connection_of(getattr(self.ws, "_send", None))
         # Set by the protocol handler: releases the connection's subscriptions.
         self.on_abandon: Callable[[], None] | None = None
 
@@ -41,6 +47,13 @@ class OutboxWebSocketAdapter(ASGIWebSocketAdapter):
         if self._closing:
             return
         if self._writer is None:
+            if self._connection is not None:
+                sent = direct_frames.send_text(self._connection, frame)
+                if sent is Sent.SENT:
+                    return
+                if sent is Sent.GONE:
+                    self._gone()
+                    return
             # Idle connection: start the send right here. It nearly always
             # completes without waiting, which saves a task per message.
             send = self.ws.send_text(frame)
