@@ -30,7 +30,7 @@ from gql.cluster.pg_feed import PostgresFeed
 from gql.cluster.registry import ProcessRegistry, new_process_id
 from gql.context import Services
 from gql.db import Database
-from gql.graphql_endpoint import GraphQLEndpoint, WebSocketShortcut
+from gql.graphql_endpoint import GraphQLEndpoint
 from gql.jobs.broker import JobBroker
 from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
 from gql.jobs.quotas import StartQuota
@@ -45,6 +45,7 @@ from gql.request_size import RequestSizeLimit
 from gql.routes import router as http_routes
 from gql.schema.schema import build_schema
 from gql.settings import Settings
+from gql.shortcuts import Shortcuts
 from gql.subscriptions.hub import SubscriptionHub
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.subscription_hub = graphql.hub
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
-    app.add_middleware(WebSocketShortcut, endpoint=graphql, path="/graphql")
+    app.add_middleware(Shortcuts, graphql=graphql, graphql_path="/graphql")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

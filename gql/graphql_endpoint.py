@@ -22,7 +22,7 @@ import strawberry
 from fastapi import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -253,23 +253,3 @@ class _ReleasingAtEnd(Response):
             await self._stream(scope, receive, send)
         finally:
             self._release()
-
-
-class WebSocketShortcut:
-    """ASGI middleware handing `/graphql` websockets straight to the endpoint.
-
-    A subscription's connection lives for hours, and every layer it passes
-    through (exception handling, routing) keeps a coroutine frame alive for all
-    that time: skipping them saves memory on every idle subscriber.
-    """
-
-    def __init__(self, app: ASGIApp, *, endpoint: GraphQLEndpoint, path: str) -> None:
-        self._app = app
-        self._endpoint = endpoint
-        self._path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == self._path:
-            await self._endpoint(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)

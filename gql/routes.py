@@ -30,9 +30,10 @@ HEALTH_CHECK_TIMEOUT_S = 3.0
 # The longest `job` and `token` a webhook URL of ours carries, with room to spare.
 WEBHOOK_PARAM_MAX_CHARS = 128
 WEBHOOK_ACCEPTED = b'{"ok":true}'
+WEBHOOK_PATH = "/webhooks/runpod"
 
 
-@router.post("/webhooks/runpod", include_in_schema=False)
+@router.post(WEBHOOK_PATH, include_in_schema=False)
 async def runpod_webhook(request: Request) -> Response:
     """RunPod's completion callback, which may reach any process: the job's
     follower, wherever it runs, looks at the job at once.
@@ -40,7 +41,8 @@ async def runpod_webhook(request: Request) -> Response:
     Parameters are read by hand and the answer is fixed bytes, past FastAPI's
     validation: a burst of completions brings one webhook per job, and that
     validation, with the access-log line now left out, cost about 0.15 ms of
-    CPU on each (docs/benchmarks.md).
+    CPU on each (docs/benchmarks.md). `gql.shortcuts` calls it past FastAPI's
+    routing too.
     """
     coordinator: Coordinator = request.app.state.coordinator
     job = request.query_params.get("job", "")
