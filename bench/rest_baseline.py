@@ -105,7 +105,7 @@ def create_app(database_url: str, runpod_url: str, secret: str, public_url: str)
         working = await assets.newest_working_video(body.projectId) if project else None
         if working is None:
             raise HTTPException(404, "no such project or no working video")
-        job = _new_job(user_id, request, working_video_key(working))
+        job = new_job(user_id, request, working_video_key(working))
         stored = await jobs.insert(job, UNLIMITED)
         assert stored is not None
         payload = {
@@ -133,7 +133,7 @@ def create_app(database_url: str, runpod_url: str, secret: str, public_url: str)
     return app
 
 
-def _new_job(user_id: str, request: ExportRequest, input_key: str) -> ExportJob:
+def new_job(user_id: str, request: ExportRequest, input_key: str) -> ExportJob:
     now = utcnow()
     job_id = str(uuid.uuid4())
     return ExportJob(

@@ -108,9 +108,12 @@ class FeedMessage:
 def job_message(origin: str, job: ExportJob, *, max_bytes: int) -> str:
     """A `job` message carrying the row, or only the ids when it would exceed `max_bytes`."""
     header = {"k": "job", "o": origin, "t": time.time(), "id": job.id, "u": job.user_id}
-    encoded = json.dumps({**header, "row": row_values(job)}, separators=(",", ":"))
-    if len(encoded.encode()) <= max_bytes:
-        return encoded
+    row = row_values(job)
+    # Params alone over the limit (a framing job's many keyframes): not worth encoding.
+    if len(row["params"]) < max_bytes:
+        encoded = json.dumps({**header, "row": row}, separators=(",", ":"))
+        if len(encoded.encode()) <= max_bytes:
+            return encoded
     return json.dumps(header, separators=(",", ":"))
 
 

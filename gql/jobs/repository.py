@@ -16,7 +16,14 @@ from typing import Any
 
 from gql.db import Database
 from gql.jobs.errors import JobConflict
-from gql.jobs.models import ExportJob, ExportKind, ExportStatus, format_time, parse_time
+from gql.jobs.models import (
+    ExportJob,
+    ExportKind,
+    ExportStatus,
+    format_time,
+    params_json,
+    parse_time,
+)
 from gql.jobs.quotas import RATE_WINDOW, QuotaUsage, StartQuota
 
 
@@ -72,7 +79,7 @@ def row_values(job: ExportJob) -> dict[str, Any]:
         "type": job.kind.value,
         "project_id": job.project_id,
         "game_id": job.game_id,
-        "params": json.dumps(job.params, separators=(",", ":")),
+        "params": params_json(job.params),
         "input_key": job.input_key,
         "output_key": job.output_key,
         "webhook_token": job.webhook_token,
