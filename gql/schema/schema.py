@@ -77,7 +77,10 @@ class Mutation:
 class Subscription:
     @strawberry.subscription(
         permission_classes=_authenticated,
-        description="The current state at once, then every change; completes after a final state.",
+        description=(
+            "The current state at once, then each change to the selected fields;"
+            " completes after a final state."
+        ),
     )
     async def export_job(self, info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob, None]:
         async for job in subscriptions.export_job(info, id):

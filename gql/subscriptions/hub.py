@@ -3,7 +3,8 @@
 Subscribers of the same user sending the same document, variables and
 operation name join one group. The group runs the subscription once, encodes
 each result to JSON once, and hands the encoded payload to every member, which
-only wraps it in its protocol's frame. Groups are per user, so a subscriber
+only wraps it in its protocol's frame. A job's state identical to the one sent
+before it is not sent again. Groups are per user, so a subscriber
 only ever receives results computed with its own identity.
 """
 
@@ -137,6 +138,13 @@ class _Group:
         return task is not None and task.cancelling() > 0
 
     def _broadcast(self, payload: str) -> None:
+        if payload == self._latest and self.operation.replays_latest:
+            # The state of one job, and none of the fields this operation selects
+            # changed: a subscriber watching only `status` hears nothing of
+            # progress. (On a stream of several jobs' changes, the same payload
+            # twice is still news: another job changed.)
+            self._context.change_written_at = None
+            return
         self._latest = payload
         for subscriber in list(self.members):
             subscriber.deliver(payload)

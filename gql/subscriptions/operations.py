@@ -8,8 +8,9 @@ from functools import lru_cache
 
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 
-# Root fields whose first result is the current state: a subscriber joining a
-# running execution is sent its latest result first.
+# Root fields whose results are each the current state of one thing: a subscriber
+# joining a running execution is sent its latest result first, and a result equal
+# to the one before it is not sent again.
 REPLAYS_LATEST = frozenset({"exportJob"})
 # Longer documents run on their own: the parse cache must stay small.
 MAX_SHARED_QUERY_CHARS = 8192

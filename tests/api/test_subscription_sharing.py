@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -72,6 +73,37 @@ async def test_identical_subscriptions_run_once_and_every_subscriber_gets_every_
     await eventually(lambda: sharing(api, groups=0, subscribers=0))
     for socket in sockets:
         await socket.close()
+
+
+WATCH_STATUS = """
+subscription WatchStatus($id: ID!) {
+  exportJob(id: $id) { status }
+}
+"""
+
+
+async def test_changes_to_fields_a_subscription_did_not_select_send_it_nothing(
+    api: RunningApp, client: GraphQLHTTP, assets: SeededAssets, runpod: RunningRunPodServer
+) -> None:
+    job_id = await start_overlay(client, assets.project_id)
+    runpod_id = await runpod_id_of(runpod, job_id)
+    socket = await GraphQLWebSocket.connect(api.ws_url)
+    status_only = socket.subscribe(WATCH_STATUS, {"id": job_id})
+    everything = socket.subscribe(WATCH_JOB, {"id": job_id})
+    statuses = [(await next_job(status_only))["status"]]
+    await next_job(everything)
+    for progress in (20, 40, 60):
+        runpod.control.progress(runpod_id, progress, f"at {progress}")
+        # Seen by the full subscription: the change has gone out to both.
+        while (await next_job(everything))["progress"] < progress:
+            pass
+    runpod.control.complete(runpod_id)
+
+    statuses += [update["exportJob"]["status"] async for update in status_only]
+    assert statuses[-1] == "COMPLETE"
+    assert "PROCESSING" in statuses
+    assert all(earlier != later for earlier, later in itertools.pairwise(statuses))
+    await socket.close()
 
 
 async def test_a_subscriber_joining_a_running_group_gets_the_current_state_first(
