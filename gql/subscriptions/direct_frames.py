@@ -11,8 +11,8 @@ default since 0.35) and ready to take them, exactly as its `send` would.
 This reads uvicorn's connection attributes, which are not a public interface:
 when the server is not uvicorn, or its websocket implementation is another or
 has changed, `connection_of` finds nothing and frames go through ASGI.
-`tests/unit/test_direct_frames.py` fails if the installed uvicorn stops
-taking this path.
+`tests/test_direct_frames.py` fails if the installed uvicorn stops taking
+this path.
 """
 
 from __future__ import annotations
