@@ -256,12 +256,7 @@ class _HotRoutes:
         return (b"authorization", self.authorization) in scope["headers"]
 
     async def _patch(self, job_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await Request(scope, receive).body()
         job = self.endpoint.jobs.get(job_id)
         try:
             patch = JobPatch.model_validate_json(body)
