@@ -44,6 +44,14 @@ async def next_job(stream: Stream) -> dict[str, Any]:
     return dict((await anext(stream))["exportJob"])
 
 
+async def job_at_progress(stream: Stream, progress: int) -> dict[str, Any]:
+    """The stream's next job state at `progress` or beyond (earlier ones are skipped)."""
+    job = await next_job(stream)
+    while job["progress"] < progress:
+        job = await next_job(stream)
+    return job
+
+
 async def next_change(stream: Stream) -> dict[str, Any]:
     return dict((await anext(stream))["exportJobs"])
 
@@ -61,9 +69,7 @@ async def test_identical_subscriptions_run_once_and_every_subscriber_gets_every_
 
     runpod.control.progress(runpod_id, 40, "encoding")
     for stream in streams:
-        job = await next_job(stream)
-        while job["progress"] < 40:
-            job = await next_job(stream)
+        job = await job_at_progress(stream, 40)
         assert (job["status"], job["progress"], job["message"]) == ("PROCESSING", 40, "encoding")
     runpod.control.complete(runpod_id)
 
@@ -92,11 +98,13 @@ async def test_changes_to_fields_a_subscription_did_not_select_send_it_nothing(
     everything = socket.subscribe(WATCH_JOB, {"id": job_id})
     statuses = [(await next_job(status_only))["status"]]
     await next_job(everything)
-    for progress in (20, 40, 60):
+    runpod.control.progress(runpod_id, 20, "at 20")
+    while statuses[-1] != "PROCESSING":
+        statuses.append((await next_job(status_only))["status"])
+    for progress in (40, 60):
         runpod.control.progress(runpod_id, progress, f"at {progress}")
-        # Seen by the full subscription: the change has gone out to both.
-        while (await next_job(everything))["progress"] < progress:
-            pass
+        # Seen by the full subscription: the change is in, for both to execute.
+        await job_at_progress(everything, progress)
     runpod.control.complete(runpod_id)
 
     statuses += [update["exportJob"]["status"] async for update in status_only]
@@ -115,9 +123,7 @@ async def test_a_subscriber_joining_a_running_group_gets_the_current_state_first
     early = first.subscribe(WATCH_JOB, {"id": job_id})
     await next_job(early)
     runpod.control.progress(runpod_id, 60, "halfway")
-    job = await next_job(early)
-    while job["progress"] < 60:
-        job = await next_job(early)
+    await job_at_progress(early, 60)
 
     second = await GraphQLWebSocket.connect(api.ws_url, "graphql-ws")
     late = second.subscribe(WATCH_JOB, {"id": job_id})
@@ -142,9 +148,7 @@ async def test_leaving_a_group_keeps_the_others_subscribed_and_the_last_one_ends
     await leaving.aclose()  # sends `complete` for its operation id
     await eventually(lambda: sharing(api, groups=1, subscribers=1))
     runpod.control.progress(runpod_id, 30)
-    job = await next_job(staying)
-    while job["progress"] < 30:
-        job = await next_job(staying)
+    await job_at_progress(staying, 30)
 
     await staying.aclose()
     await eventually(lambda: sharing(api, groups=0, subscribers=0))
