@@ -23,7 +23,7 @@ from typing import Any
 from bench.generators import LoadGenerators
 from bench.harness import PYTHON, Context, Processes, free_port, percentile, rounded, spread
 from bench.stack import SECRET, USER, Api, Fake
-from gql.settings import Settings
+from gql.config.settings import Settings
 from tests.api.queries import overlay_input
 from tests.support.assets import seed_assets
 

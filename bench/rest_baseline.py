@@ -26,11 +26,12 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel
 
 from bench.harness import raise_nofile
-from gql.assets import AssetRepository, working_video_key
-from gql.auth import Authenticator, AuthError
-from gql.db import Database
+from gql.assets.repository import AssetRepository, working_video_key
+from gql.auth.tokens import Authenticator, AuthError
+from gql.clock import utcnow
+from gql.db.database import Database
 from gql.jobs.errors import ExportError
-from gql.jobs.models import ExportJob, ExportKind, ExportStatus, utcnow
+from gql.jobs.models import ExportJob, ExportKind, ExportStatus
 from gql.jobs.quotas import StartQuota
 from gql.jobs.repository import JobRepository
 from gql.jobs.requests import ExportRequest, validated

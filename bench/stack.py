@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from bench.harness import PYTHON, ROOT, Process, Processes, StartError, free_port
-from gql.auth import Authenticator
-from gql.settings import Settings
+from gql.auth.tokens import Authenticator
+from gql.config.settings import Settings
 from tests.api.queries import GET_JOB, START_OVERLAY, WATCH_JOB, overlay_input
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets

@@ -2,7 +2,7 @@
 
     python bench/worker_fps.py [--seconds 10] [--repeat 2]
 
-Generates a 1280x720 25 fps clip with audio (gql.demo_media), runs the real
+Generates a 1280x720 25 fps clip with audio (gql.demo.media), runs the real
 handler (`worker.handler.run_export`, local storage) for each export kind, and
 runs the equivalent `ffmpeg` command on the same clip in the same process run:
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av
 
 from clients.storage import LocalStorage
-from gql.demo_media import make_video
+from gql.demo.media import make_video
 from worker.encode import X264_CRF, X264_PRESET
 from worker.handler import run_export
 from worker.progress import ProgressReporter

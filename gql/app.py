@@ -21,32 +21,32 @@ from starlette.routing import Route
 
 from clients.runpod import RunPodClient, make_http_client
 from clients.storage import open_storage
-from gql import metrics
-from gql.assets import AssetRepository
-from gql.auth import Authenticator
+from gql.assets.repository import AssetRepository
+from gql.auth.tokens import Authenticator
 from gql.cluster.coordinator import Coordinator
 from gql.cluster.feed import ChangeFeed, LocalFeed
 from gql.cluster.pg_feed import PostgresFeed
 from gql.cluster.registry import ProcessRegistry, new_process_id
+from gql.config.settings import Settings
 from gql.context import Services
-from gql.db import Database
-from gql.graphql_endpoint import GraphQLEndpoint
+from gql.db.database import Database
+from gql.graphql_schema import build_schema
+from gql.http.graphql_endpoint import GraphQLEndpoint
+from gql.http.json_body import JsonBodyGuard
+from gql.http.panel import mount_panel
+from gql.http.request_size import RequestSizeLimit
+from gql.http.routes import router as http_routes
+from gql.http.shortcuts import Shortcuts
 from gql.jobs.broker import JobBroker
-from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit
 from gql.jobs.quotas import StartQuota
 from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
-from gql.jobs.tracker import JobTracker
 from gql.jobs.transitions import JobTransitions
-from gql.json_body import JsonBodyGuard
-from gql.local_worker import EmbeddedWorker
-from gql.panel import mount_panel
-from gql.request_size import RequestSizeLimit
-from gql.routes import router as http_routes
-from gql.schema.schema import build_schema
-from gql.settings import Settings
-from gql.shortcuts import Shortcuts
+from gql.observability import metrics
+from gql.startup.local_worker import EmbeddedWorker
 from gql.subscriptions.hub import SubscriptionHub
+from gql.tracking.circuit import CIRCUIT_MAX_S, EndpointCircuit
+from gql.tracking.tracker import JobTracker
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from gql.settings import Settings
-from gql.settings_errors import load_settings
-from gql.startup import StartupError
+from gql.config.errors import StartupError, load_settings
+from gql.config.settings import Settings
 
 SCHEMA_FILE = Path("schema.graphql")
 
@@ -80,12 +79,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gql.app import create_app
-    from gql.logs import configure_logging
-    from gql.runtime import server_options, tune_garbage_collector
+    from gql.observability.logs import configure_logging
+    from gql.startup.process import server_options, tune_garbage_collector
 
     configure_logging(log_format=settings.log_format)
     if args.workers > 1:
-        from gql.workers import check_workers_database, serve_workers
+        from gql.serve import check_workers_database, serve_workers
 
         check_workers_database(settings)
         _wait_for_database(settings)
@@ -102,7 +101,7 @@ def _worker(args: argparse.Namespace) -> int:
     # RUNPOD_ENDPOINT_URL=http://HOST:PORT/v2/local.
     settings = load_settings(Settings)
 
-    from gql.logs import configure_logging
+    from gql.observability.logs import configure_logging
     from worker.local_server import serve_local_endpoint
 
     configure_logging(log_format=settings.log_format)
@@ -121,7 +120,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from gql.auth import Authenticator, AuthError
+    from gql.auth.tokens import Authenticator, AuthError
 
     settings = load_settings(Settings)
     try:
@@ -136,7 +135,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def _seed_demo(args: argparse.Namespace) -> int:
     settings = load_settings(Settings)
-    from gql.demo import DEMO_SECONDS, seed_demo
+    from gql.demo.seed import DEMO_SECONDS, seed_demo
 
     seconds = DEMO_SECONDS if args.seconds is None else args.seconds
     if not 1 <= seconds <= 600:
@@ -160,13 +159,13 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _wait_for_database(settings: Settings) -> None:
-    from gql.db_wait import wait_for_database
+    from gql.startup.database_wait import wait_for_database
 
     asyncio.run(wait_for_database(settings.database_url, settings.database_connect_timeout_s))
 
 
 def _export_schema(args: argparse.Namespace) -> int:
-    from gql.schema.schema import build_schema
+    from gql.graphql_schema import build_schema
 
     sdl = build_schema().as_str() + "\n"
     if args.check:

@@ -9,8 +9,8 @@ from typing import Any
 import strawberry
 from strawberry.fastapi import BaseContext
 
-from gql.assets import AssetRepository
-from gql.auth import Authenticator
+from gql.assets.repository import AssetRepository
+from gql.auth.tokens import Authenticator
 from gql.jobs.broker import JobBroker
 from gql.jobs.service import JobService
 

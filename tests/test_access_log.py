@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from gql.logs import AccessLogFilter
+from gql.observability.logs import AccessLogFilter
 from tests.api.test_tracking import start_overlay
 from tests.conftest import StartServer
 from tests.faults.conftest import runs_for, wait_for_status

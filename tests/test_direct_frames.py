@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 import websockets
 
-from gql.runtime import server_options
+from gql.startup.process import server_options
 from gql.subscriptions import direct_frames
 from gql.subscriptions.direct_frames import Sent
 from tests.support.app_server import make_settings

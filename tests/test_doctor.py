@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from clients.storage import StorageConfig
-from gql.db import migration_scripts
-from gql.db_wait import open_database
+from gql.config.settings import Settings
+from gql.db.database import migration_scripts
 from gql.doctor import Outcome, Status, run_checks
-from gql.settings import Settings
+from gql.startup.database_wait import open_database
 from tests.servers.jwks import IdentityProvider
 from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
 from tests.servers.s3 import MotoS3Server

@@ -11,8 +11,8 @@ from typing import Any, Union, get_args, get_origin
 import annotated_types
 import pytest
 
-from gql.settings import Settings
-from gql.settings_errors import SettingsError, load_settings
+from gql.config.errors import SettingsError, load_settings
+from gql.config.settings import Settings
 from tests.support.cli import run_export_gql
 
 POLL_INTERVAL_MISTAKE = "POLL_INTERVAL_S must be > 0, got -1"

@@ -44,7 +44,7 @@ from gql.cluster.feed import ChangeFeed
 from gql.cluster.registry import ClusterSize, ProcessRegistry
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobRepository
-from gql.jobs.tracker import JobTracker
+from gql.tracking.tracker import JobTracker
 
 logger = logging.getLogger(__name__)
 

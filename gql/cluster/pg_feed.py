@@ -26,11 +26,11 @@ from typing import Any
 import asyncpg
 import stamina
 
-from gql import metrics
 from gql.cluster.feed import FeedEvents, FeedMessage, decode_message, job_message, signal_message
 from gql.jobs.broker import JobBroker
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobRepository
+from gql.observability import metrics
 
 logger = logging.getLogger(__name__)
 

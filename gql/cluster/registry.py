@@ -12,7 +12,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 
-from gql.db import Database
+from gql.db.database import Database
 
 
 def new_process_id() -> str:

@@ -16,14 +16,14 @@ from clients.runpod import (
     RunPodUnavailable,
     make_http_client,
 )
-from gql.auth import Authenticator, AuthError
-from gql.db import migration_scripts, sqlite_path
-from gql.db_wait import DatabaseUnreachable, database_location, open_database
+from gql.auth.jwks import JWKSKeys, JWKSUnavailable
+from gql.auth.tokens import Authenticator, AuthError
+from gql.config.settings import Settings
+from gql.db.database import migration_scripts, sqlite_path
 from gql.doctor.outcome import CheckResult, Outcome
 from gql.doctor.storage_check import check_storage
-from gql.jwks import JWKSKeys, JWKSUnavailable
-from gql.os_errors import os_error_cause
-from gql.settings import Settings
+from gql.startup.database_wait import DatabaseUnreachable, database_location, open_database
+from gql.startup.os_errors import os_error_cause
 
 Check = Callable[[Settings], Awaitable[Outcome]]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 
 from clients.storage import ObjectStorage, StorageConfig, open_storage
+from gql.config.settings import Settings
 from gql.doctor.outcome import Outcome, Status
-from gql.os_errors import exception_chain, os_error_cause
-from gql.settings import Settings
+from gql.startup.os_errors import exception_chain, os_error_cause
 
 PRESIGNED_URL_TTL_S = 60
 _ACCESS_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}

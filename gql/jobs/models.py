@@ -11,11 +11,12 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from clients.runpod import RunPodJob, RunPodStatus
+from gql.clock import parse_time
 
 
 class ExportKind(StrEnum):
@@ -80,10 +81,6 @@ def can_move(current: ExportStatus, target: ExportStatus) -> bool:
     if target.is_terminal:
         return True
     return _ORDER[target] >= _ORDER[current]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,20 +281,6 @@ def runpod_error_message(error: str | None, limit: int = 500) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_time(value: datetime | None) -> str | None:
-    """Timestamps are stored as fixed-width UTC ISO text: portable and sortable."""
-    if value is None:
-        return None
-    # isoformat is several times cheaper than strftime, and every job write formats five.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromisoformat(value)
 
 
 def _required_time(value: str) -> datetime:

@@ -14,16 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gql.db import Database
+from gql.clock import format_time, parse_time
+from gql.db.database import Database
 from gql.jobs.errors import JobConflict
-from gql.jobs.models import (
-    ExportJob,
-    ExportKind,
-    ExportStatus,
-    format_time,
-    params_json,
-    parse_time,
-)
+from gql.jobs.models import ExportJob, ExportKind, ExportStatus, params_json
 from gql.jobs.quotas import RATE_WINDOW, QuotaUsage, StartQuota
 
 

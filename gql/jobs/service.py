@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clients.storage import ObjectStorage
-from gql.assets import AssetRepository, game_video_key, raw_clip_key, working_video_key
+from gql.assets.repository import AssetRepository, game_video_key, raw_clip_key, working_video_key
+from gql.clock import utcnow
 from gql.jobs.errors import ErrorCode, ExportError, FieldError
-from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
+from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus
 from gql.jobs.quotas import StartQuota, refusal
 from gql.jobs.repository import Cursor, JobFilter, JobRepository
 from gql.jobs.requests import ExportRequest, validated

@@ -10,11 +10,12 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from gql import metrics
-from gql.assets import AssetRepository
+from gql.assets.repository import AssetRepository
+from gql.clock import utcnow
 from gql.jobs.errors import JobConflict
-from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
+from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus
 from gql.jobs.repository import JobRepository
+from gql.observability import metrics
 
 logger = logging.getLogger(__name__)
 

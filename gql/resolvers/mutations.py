@@ -1,3 +1,5 @@
+"""The root `Mutation` type and its resolvers."""
+
 from __future__ import annotations
 
 import strawberry
@@ -7,6 +9,7 @@ from gql.jobs.errors import ExportError
 from gql.jobs.requests import ExportRequest
 from gql.schema.errors import user_errors
 from gql.schema.inputs import AnnotateExportInput, FramingExportInput, OverlayExportInput
+from gql.schema.permissions import AUTHENTICATED
 from gql.schema.types import CancelExportPayload, ExportJob, StartExportPayload
 
 
@@ -44,3 +47,24 @@ async def retry_export(info: Info, id: strawberry.ID) -> StartExportPayload:
     except ExportError as error:
         return StartExportPayload(job=None, user_errors=user_errors(error))
     return StartExportPayload(job=ExportJob.of(job), user_errors=[])
+
+
+@strawberry.type
+class Mutation:
+    start_overlay_export: StartExportPayload = strawberry.mutation(
+        resolver=start_overlay_export, permission_classes=AUTHENTICATED
+    )
+    start_framing_export: StartExportPayload = strawberry.mutation(
+        resolver=start_framing_export, permission_classes=AUTHENTICATED
+    )
+    start_annotate_export: StartExportPayload = strawberry.mutation(
+        resolver=start_annotate_export, permission_classes=AUTHENTICATED
+    )
+    cancel_export: CancelExportPayload = strawberry.mutation(
+        resolver=cancel_export, permission_classes=AUTHENTICATED
+    )
+    retry_export: StartExportPayload = strawberry.mutation(
+        resolver=retry_export,
+        permission_classes=AUTHENTICATED,
+        description="A new job with the same input, for ERROR or CANCELLED jobs.",
+    )

@@ -1,3 +1,5 @@
+"""The root `Query` type and its resolvers."""
+
 from __future__ import annotations
 
 import strawberry
@@ -6,6 +8,7 @@ from gql.context import Info, current_user
 from gql.jobs.errors import ExportError
 from gql.schema.errors import PublicError
 from gql.schema.inputs import ExportJobFilter, job_filter
+from gql.schema.permissions import AUTHENTICATED
 from gql.schema.types import ExportJob, ExportJobConnection, Game, Project
 
 DEFAULT_PAGE_SIZE = 20
@@ -46,3 +49,27 @@ async def projects(info: Info) -> list[Project]:
 async def games(info: Info) -> list[Game]:
     found = await info.context.services.assets.games_for_user(current_user(info), limit=MAX_ASSETS)
     return [Game(id=game.id, name=game.name) for game in found]
+
+
+@strawberry.type
+class Query:
+    export_job: ExportJob | None = strawberry.field(
+        resolver=export_job,
+        permission_classes=AUTHENTICATED,
+        description="One of the caller's jobs; null when there is no such job.",
+    )
+    export_jobs: ExportJobConnection = strawberry.field(
+        resolver=export_jobs,
+        permission_classes=AUTHENTICATED,
+        description="The caller's jobs, newest first. `first` is at most 100.",
+    )
+    projects: list[Project] = strawberry.field(
+        resolver=projects,
+        permission_classes=AUTHENTICATED,
+        description="The caller's projects, newest first (at most 100).",
+    )
+    games: list[Game] = strawberry.field(
+        resolver=games,
+        permission_classes=AUTHENTICATED,
+        description="The caller's games, newest first (at most 100).",
+    )

@@ -1,3 +1,5 @@
+"""The root `Subscription` type and its resolvers."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
@@ -7,6 +9,7 @@ import strawberry
 from gql.context import Info, current_user
 from gql.schema.errors import PublicError
 from gql.schema.inputs import ExportJobFilter, job_filter
+from gql.schema.permissions import AUTHENTICATED
 from gql.schema.types import ExportJob
 
 
@@ -41,3 +44,27 @@ async def export_jobs(
             yield ExportJob.of(job)
     finally:
         watch.close()
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=AUTHENTICATED,
+        description=(
+            "The current state at once, then each change to the selected fields;"
+            " completes after a final state."
+        ),
+    )
+    async def export_job(self, info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob, None]:
+        async for job in export_job(info, id):
+            yield job
+
+    @strawberry.subscription(
+        permission_classes=AUTHENTICATED,
+        description="Every change to any of the caller's jobs.",
+    )
+    async def export_jobs(
+        self, info: Info, filter: ExportJobFilter | None = None
+    ) -> AsyncGenerator[ExportJob, None]:
+        async for job in export_jobs(info, filter):
+            yield job

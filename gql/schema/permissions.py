@@ -15,3 +15,7 @@ class IsAuthenticated(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return info.context.user_id is not None
+
+
+# What every root field but none of the schema's introspection asks for.
+AUTHENTICATED: list[type[BasePermission]] = [IsAuthenticated]

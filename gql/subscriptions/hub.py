@@ -20,9 +20,9 @@ from strawberry.schema import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
-from gql import metrics
+from gql.clock import utcnow
 from gql.context import Context, Services
-from gql.jobs.models import utcnow
+from gql.observability import metrics
 from gql.subscriptions.operations import SharedOperation
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from clients.storage import open_storage
-from gql.demo_media import make_video
+from gql.demo.media import make_video
 from tests.api.queries import (
     CANCEL,
     LIST_JOBS,

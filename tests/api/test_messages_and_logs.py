@@ -7,7 +7,7 @@ import logging
 import pytest
 from graphql import GraphQLError
 
-from gql.schema.schema import build_schema
+from gql.graphql_schema import build_schema
 from tests.api.queries import CANCEL
 from tests.api.test_tracking import job_state, runpod_id_of, start_overlay, wait_status
 from tests.servers.runpod_fake import RunningRunPodServer

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gql.jobs.tracker import JOB_UNKNOWN_TO_ENDPOINT
+from gql.tracking.tracker import JOB_UNKNOWN_TO_ENDPOINT
 from tests.api.queries import (
     CANCEL,
     GET_JOB,

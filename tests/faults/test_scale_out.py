@@ -23,7 +23,7 @@ import asyncpg
 import httpx
 import pytest
 
-from gql.jobs.models import format_time, utcnow
+from gql.clock import format_time, utcnow
 from tests.api.queries import CANCEL, START_OVERLAY, WATCH_JOB, WATCH_JOBS, overlay_input
 from tests.api.test_tracking import start_overlay
 from tests.conftest import StartServer

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from gql.auth import Authenticator
+from gql.auth.tokens import Authenticator
 from tests.api.queries import WATCH_JOB
 from tests.api.test_tracking import start_overlay
 from tests.servers.runpod_fake import RunPodServerProcess

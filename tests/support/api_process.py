@@ -14,7 +14,7 @@ from typing import Self
 
 import httpx
 
-from gql.settings import Settings
+from gql.config.settings import Settings
 from tests.support.app_server import NO_USER_LIMITS, free_port
 from tests.support.cli import isolated_environ
 

@@ -12,7 +12,7 @@ from typing import Any, Self
 import uvicorn
 
 from gql.app import create_app
-from gql.settings import Settings
+from gql.config.settings import Settings
 
 
 def free_port() -> int:

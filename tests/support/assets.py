@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.storage import open_storage
-from gql.assets import AssetRepository, game_video_key, raw_clip_key, working_video_key
-from gql.db import Database
-from gql.settings import Settings
+from gql.assets.repository import AssetRepository, game_video_key, raw_clip_key, working_video_key
+from gql.config.settings import Settings
+from gql.db.database import Database
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gql.settings import Settings
+from gql.config.settings import Settings
 
 
 def isolated_environ() -> dict[str, str]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gql.auth import Authenticator
+from gql.auth.tokens import Authenticator
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256!"
 

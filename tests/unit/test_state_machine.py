@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus, utcnow
+from gql.clock import utcnow
+from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus
 
 NOW = utcnow()
 LATER = NOW + timedelta(seconds=5)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from gql.demo import seed_demo
+from gql.demo.seed import seed_demo
 from tests.api.test_local_worker import HeldExports
 from tests.support.app_server import RunningApp, make_settings
 from tests.support.node import require_chromium

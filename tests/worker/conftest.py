@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from clients.storage import LocalStorage
-from gql.demo_media import make_video
+from gql.demo.media import make_video
 from worker.handler import run_export
 from worker.progress import ProgressReporter
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import av
 
-from gql.demo_media import make_video
+from gql.demo.media import make_video
 from tests.worker.video_checks import counter, decode
 
 

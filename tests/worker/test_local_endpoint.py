@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from clients.storage import LocalStorage, StorageConfig
-from gql.demo_media import make_video
+from gql.demo.media import make_video
 from tests.worker.conftest import job_input
 from worker.local_endpoint import default_concurrency
 from worker.local_server import LocalEndpoint

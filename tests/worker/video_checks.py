@@ -50,7 +50,7 @@ def mad(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
 
 
 def counter(luma: Plane, bits: int = 12) -> int:
-    """The frame index `gql.demo_media` draws as 8x8 blocks in the top-left corner."""
+    """The frame index `gql.demo.media` draws as 8x8 blocks in the top-left corner."""
     value = 0
     for bit in range(bits):
         value = value << 1 | int(luma[1:7, bit * 8 + 1 : bit * 8 + 7].mean() > 128)

@@ -1,4 +1,5 @@
-"""Invalid settings as one line per mistake, naming the environment variable.
+"""Problems an operator must fix before a command can run, and invalid settings
+as one line per mistake, naming the environment variable.
 
 pydantic reports a field's constraint (`gt`, `le`, `min_length`...) in the error's
 context; the line is derived from it, so a new setting with a bound needs no
@@ -14,8 +15,6 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings
 
-from gql.startup import StartupError
-
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 _BOUNDS = {
@@ -30,6 +29,11 @@ _EXPECTED_KINDS = {
     "float_parsing": "a number",
     "bool_parsing": "true or false",
 }
+
+
+class StartupError(Exception):
+    """A configuration or environment problem; its text is shown as is, without a
+    traceback, and the command exits with status 2."""
 
 
 class SettingsError(StartupError):

@@ -20,7 +20,7 @@ from typing import Any, Literal, cast
 
 import databases
 
-from gql.jobs.models import format_time, utcnow
+from gql.clock import format_time, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _PLACEHOLDERS: dict[Dialect, dict[str, str]] = {
 @cache
 def load_queries(dialect: Dialect) -> dict[str, str]:
     """Parse `sql/queries.sql` once per dialect into {name: statement}."""
-    text = resources.files("gql.sql").joinpath("queries.sql").read_text()
+    text = resources.files("gql.db.sql").joinpath("queries.sql").read_text()
     for placeholder, sql in _PLACEHOLDERS[dialect].items():
         text = text.replace(placeholder, sql)
     parts = _NAME_HEADER.split(text)[1:]
@@ -227,6 +227,6 @@ def sqlite_path(url: str) -> Path:
 
 def migration_scripts() -> dict[int, Traversable]:
     """The numbered files of `sql/migrations/`, by version, in order."""
-    folder = resources.files("gql.sql").joinpath("migrations")
+    folder = resources.files("gql.db.sql").joinpath("migrations")
     entries = sorted(folder.iterdir(), key=lambda item: item.name)
     return {int(e.name.split("_", 1)[0]): e for e in entries if e.name.endswith(".sql")}

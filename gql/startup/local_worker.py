@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
-from gql.settings import Settings
+from gql.config.settings import Settings
 
 if TYPE_CHECKING:
     from worker.local_server import LocalEndpoint

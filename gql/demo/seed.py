@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 
 from clients.storage import ObjectStorage, open_storage
-from gql.assets import AssetRepository, game_video_key, raw_clip_key, working_video_key
-from gql.db import Database
-from gql.demo_media import make_video
-from gql.settings import Settings
+from gql.assets.repository import AssetRepository, game_video_key, raw_clip_key, working_video_key
+from gql.config.settings import Settings
+from gql.db.database import Database
+from gql.demo.media import make_video
 
 DEMO_PROJECT = "Demo project"
 DEMO_GAME = "Demo game"

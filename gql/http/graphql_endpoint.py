@@ -36,7 +36,7 @@ from strawberry.subscriptions import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql.auth import AuthError
+from gql.auth.tokens import AuthError
 from gql.context import Context, Services
 from gql.schema.errors import PublicError
 from gql.subscriptions.connections import ConnectionLimitReached, UserConnections

@@ -18,9 +18,9 @@ from typing import Any
 
 import jwt
 
-from gql.jobs.models import utcnow
-from gql.jwks import JWKSKeys, JWKSUnavailable
-from gql.settings import Settings
+from gql.auth.jwks import JWKSKeys, JWKSUnavailable
+from gql.clock import utcnow
+from gql.config.settings import Settings
 
 LOCAL_USER = "local"
 ALGORITHM = "HS256"

@@ -38,10 +38,11 @@ from clients.runpod import (
     RunPodStatus,
     RunPodUnavailable,
 )
-from gql.jobs.circuit import CIRCUIT_MAX_S, EndpointCircuit, backoff
-from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod, utcnow
+from gql.clock import utcnow
+from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod
 from gql.jobs.repository import JobRepository
 from gql.jobs.transitions import JobTransitions
+from gql.tracking.circuit import CIRCUIT_MAX_S, EndpointCircuit, backoff
 
 logger = logging.getLogger(__name__)
 

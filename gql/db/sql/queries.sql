@@ -1,4 +1,4 @@
--- Every SQL statement the API runs, looked up by name (see gql/db.py).
+-- Every SQL statement the API runs, looked up by name (see gql/db/database.py).
 -- Parameters are :named; statements are portable between SQLite and PostgreSQL.
 -- Two placeholders are filled in per database: {now}, the database's clock in
 -- seconds since the epoch, and {skip_locked}, which lets concurrent claimers pass

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import stamina
 
-from gql.db import Database, sqlite_path
-from gql.os_errors import os_error_cause
-from gql.startup import StartupError
+from gql.config.errors import StartupError
+from gql.db.database import Database, sqlite_path
+from gql.startup.os_errors import os_error_cause
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from gql.metrics import MULTIPROCESS_DIR_ENV
-from gql.runtime import server_options
-from gql.settings import Settings
-from gql.startup import StartupError
+from gql.config.errors import StartupError
+from gql.config.settings import Settings
+from gql.observability.metrics import MULTIPROCESS_DIR_ENV
+from gql.startup.process import server_options
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def serve_workers(settings: Settings, workers: int) -> int:
         if not os.environ.get(MULTIPROCESS_DIR_ENV):
             os.environ[MULTIPROCESS_DIR_ENV] = stack.enter_context(_metrics_folder())
         uvicorn.run(
-            "gql.workers:app_from_environment",
+            "gql.serve:app_from_environment",
             factory=True,
             workers=workers,
             **server_options(settings),
@@ -71,8 +71,8 @@ def serve_workers(settings: Settings, workers: int) -> int:
 def app_from_environment() -> FastAPI:
     """One worker process's app (uvicorn calls this in each of them)."""
     from gql.app import create_app
-    from gql.logs import configure_logging
-    from gql.runtime import tune_garbage_collector
+    from gql.observability.logs import configure_logging
+    from gql.startup.process import tune_garbage_collector
 
     settings = Settings()
     configure_logging(log_format=settings.log_format)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from gql.settings import Settings
+from gql.config.settings import Settings
 
 # Each websocket keeps ~200 tracked objects alive for hours; with Python's
 # default thresholds, full collections rescan all of them often and stall the

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gql.db import Database
-from gql.jobs.models import format_time, utcnow
+from gql.clock import format_time, utcnow
+from gql.db.database import Database
 
 
 def raw_clip_key(filename: str) -> str:

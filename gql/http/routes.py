@@ -12,13 +12,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from clients.runpod import RunPodClient, RunPodError
 from clients.storage import InvalidKey, LocalStorage
-from gql import metrics
 from gql.cluster.coordinator import Coordinator
 from gql.cluster.feed import ChangeFeed
-from gql.db import Database
+from gql.db.database import Database
 from gql.jobs.repository import JobRepository
-from gql.jobs.tracker import JobTracker, reported_run
+from gql.observability import metrics
 from gql.subscriptions.hub import SubscriptionHub
+from gql.tracking.tracker import JobTracker, reported_run
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def runpod_webhook(request: Request) -> Response:
     Parameters are read by hand and the answer is fixed bytes, past FastAPI's
     validation: a burst of completions brings one webhook per job, and that
     validation, with the access-log line now left out, cost about 0.15 ms of
-    CPU on each (docs/benchmarks.md). `gql.shortcuts` calls it past FastAPI's
+    CPU on each (docs/benchmarks.md). `gql.http.shortcuts` calls it past FastAPI's
     routing too.
     """
     coordinator: Coordinator = request.app.state.coordinator

@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-BUNDLE_DIR = Path(__file__).parent / "web"
+BUNDLE_DIR = Path(__file__).parents[1] / "web"
 # Revalidated on every load (cheap, with ETags): a new release shows at once.
 NO_CACHE = {"Cache-Control": "no-cache"}
 

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else None
 
     # The validators below say what a value "must be"; the variable's name is put in
-    # front of it when the error is shown (gql.settings_errors).
+    # front of it when the error is shown (gql.config.errors).
 
     @field_validator("database_url")
     @classmethod
