@@ -43,6 +43,7 @@ from gql.jobs.repository import JobRepository
 from gql.jobs.service import JobService
 from gql.jobs.transitions import JobTransitions
 from gql.observability import metrics
+from gql.runtime import Runtime
 from gql.startup.local_worker import EmbeddedWorker
 from gql.subscriptions.hub import SubscriptionHub
 from gql.tracking.circuit import CIRCUIT_MAX_S, EndpointCircuit
@@ -71,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         jobs = _JobFollowing.build(settings, database, runpod, circuit)
         authenticator = Authenticator.from_settings(settings)
-        app.state.services = Services(
+        services = Services(
             jobs=JobService(
                 repo=jobs.repo,
                 assets=jobs.assets,
@@ -89,16 +90,21 @@ def create_app(settings: Settings) -> FastAPI:
             authenticator=authenticator,
             assets=jobs.assets,
         )
-        app.state.database = database
-        app.state.job_repository = jobs.repo
-        app.state.tracker = jobs.tracker
-        app.state.coordinator = jobs.coordinator
-        app.state.feed = jobs.feed
-        app.state.runpod = runpod
-        app.state.storage = storage
-        app.state.gauges = jobs.gauges(app.state.subscription_hub)
+        runtime = Runtime(
+            services=services,
+            database=database,
+            jobs=jobs.repo,
+            tracker=jobs.tracker,
+            coordinator=jobs.coordinator,
+            feed=jobs.feed,
+            runpod=runpod,
+            storage=storage,
+            hub=graphql.hub,
+            gauges=jobs.gauges(graphql.hub),
+        )
+        app.state.runtime = runtime
         await jobs.start()
-        sampling = asyncio.create_task(app.state.gauges.run(), name="gauges")
+        sampling = asyncio.create_task(runtime.gauges.run(), name="gauges")
         try:
             yield
         finally:
@@ -130,7 +136,6 @@ def create_app(settings: Settings) -> FastAPI:
         max_connections_per_user=settings.max_connections_per_user,
         stream_heartbeat_s=settings.http_stream_heartbeat_s,
     )
-    app.state.subscription_hub = graphql.hub
     app.router.routes.append(Route("/graphql", JsonBodyGuard(graphql), methods=["GET", "POST"]))
     app.add_middleware(Shortcuts, graphql=graphql, graphql_path="/graphql")
     if settings.cors_origins:

@@ -76,23 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value}
     settings = load_settings(Settings, **overrides)
 
-    import uvicorn
-
-    from gql.app import create_app
     from gql.observability.logs import configure_logging
-    from gql.startup.process import server_options, tune_garbage_collector
+    from gql.serve import serve
 
     configure_logging(log_format=settings.log_format)
-    if args.workers > 1:
-        from gql.serve import check_workers_database, serve_workers
-
-        check_workers_database(settings)
-        _wait_for_database(settings)
-        return serve_workers(settings, args.workers)
-    _wait_for_database(settings)
-    app = create_app(settings)
-    tune_garbage_collector()
-    uvicorn.run(app, **server_options(settings))
+    serve(settings, workers=args.workers)
     return 0
 
 

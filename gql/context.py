@@ -29,7 +29,7 @@ class Context(BaseContext):
     def __init__(self, services: Services, user_id: str | None) -> None:
         super().__init__()
         self.services = services
-        # Over websockets this is set from `connection_init` (see GraphQLRouter).
+        # Over websockets this is set from `connection_init` (see GraphQLEndpoint).
         self.user_id = user_id
         self.connection_params: Any | None = None
         # The user whose connection slot this websocket holds (see UserConnections).

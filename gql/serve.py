@@ -1,5 +1,6 @@
-"""`serve --workers N`: N API processes behind one port, acting as one service.
+"""`export-gql serve`: the API under uvicorn, as one process or several.
 
+With `--workers N`, N API processes share one port and act as one service:
 uvicorn's supervisor starts the processes, shares the listening socket between
 them and restarts any that dies. They need PostgreSQL: it carries the change
 feed and the job leases that make them one service (SQLite has one writer and no
@@ -11,6 +12,7 @@ reports all of them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -30,7 +32,8 @@ from fastapi import FastAPI
 from gql.config.errors import StartupError
 from gql.config.settings import Settings
 from gql.observability.metrics import MULTIPROCESS_DIR_ENV
-from gql.startup.process import server_options
+from gql.startup.database_wait import wait_for_database
+from gql.startup.process import server_options, tune_garbage_collector
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +44,27 @@ SQLITE_REFUSED = (
 LOCAL_WORKER_START_TIMEOUT_S = 60.0
 
 
+def serve(settings: Settings, *, workers: int = 1) -> None:
+    """Wait for the database, then serve until interrupted."""
+    if workers > 1:
+        check_workers_database(settings)
+    asyncio.run(wait_for_database(settings.database_url, settings.database_connect_timeout_s))
+    if workers > 1:
+        serve_workers(settings, workers)
+        return
+    from gql.app import create_app
+
+    app = create_app(settings)
+    tune_garbage_collector()
+    uvicorn.run(app, **server_options(settings))
+
+
 def check_workers_database(settings: Settings) -> None:
     if settings.database_url.startswith("sqlite"):
         raise StartupError(SQLITE_REFUSED)
 
 
-def serve_workers(settings: Settings, workers: int) -> int:
+def serve_workers(settings: Settings, workers: int) -> None:
     """Run `workers` API processes until interrupted."""
     check_workers_database(settings)
     # The processes read their settings from the environment, as `serve` would.
@@ -65,14 +83,12 @@ def serve_workers(settings: Settings, workers: int) -> int:
             workers=workers,
             **server_options(settings),
         )
-    return 0
 
 
 def app_from_environment() -> FastAPI:
     """One worker process's app (uvicorn calls this in each of them)."""
     from gql.app import create_app
     from gql.observability.logs import configure_logging
-    from gql.startup.process import tune_garbage_collector
 
     settings = Settings()
     configure_logging(log_format=settings.log_format)

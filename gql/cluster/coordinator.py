@@ -1,33 +1,13 @@
 """Which process follows which job: one follower per job across all processes.
 
 Each job that needs following (unfinished, or owing RunPod a cancel) is leased
-to one live process in the database (`lease_owner`); only that process's
-tracker polls RunPod for it. A lease lasts as long as its owner's registration
-(`gql.cluster.registry`), so renewing one write renews them all. A process
-leases the jobs it records itself, then a loop, every quarter of the lease's
-lifetime:
-
-1. renews its registration; if it had lapsed (the process paused past it),
-   the jobs others took over meanwhile are let go;
-2. forgets the jobs whose follower has ended (finished), and follows again any
-   whose follower crashed;
-3. when other processes are live, gives up leases beyond its fair share (the
-   jobs over the live processes, rounded up, plus a little slack so shares do
-   not swap back and forth), once their followers have finished the step they
-   are in, and says so on the feed;
-4. claims jobs without a live lease (new, given up, or their owner died) up to
-   its fair share, with `FOR UPDATE SKIP LOCKED` so claimers never collide.
-
-A process that dies (`kill -9`) stops renewing: its registration, and so its
-leases, run out after the lease lifetime and the others claim its jobs on their
-next turn. One that stops normally gives its leases up first, so nobody waits.
-Leases only decide who polls: every write is still a compare-and-set on the
-job's version, so two followers for a moment (a paused process that has not
-noticed yet) cannot corrupt a job, they only ask RunPod twice.
-
-Webhooks and cancels reach the follower wherever it runs (`poke`): followed
-here, it looks at once; without a live lease, this process claims the job;
-otherwise the feed wakes the follower.
+to one live process (`lease_owner`), whose registration (`registry`) is the
+lease's lifetime. Every quarter of that lifetime the coordinator renews it,
+forgets ended followers, gives up leases beyond its fair share and claims
+unleased jobs up to it (`FOR UPDATE SKIP LOCKED`). Webhooks and cancels reach a
+job's follower wherever it runs (`poke`). Leases decide only who polls: every
+write is still a compare-and-set on the job's version. See the README,
+"What each process does".
 """
 
 from __future__ import annotations

@@ -1,33 +1,25 @@
 """The GraphQL endpoint on `/graphql`: HTTP, GraphiQL, both websocket subprotocols,
-and subscriptions streamed over HTTP (`Accept: text/event-stream` for SSE, as the
-`graphql-sse` client's distinct-connections mode sends it, or
-`multipart/mixed;subscriptionSpec=1.0` as Apollo Client does).
+and subscriptions streamed over HTTP (`gql.subscriptions.over_http`).
 
 Subscriptions are multiplexed: identical ones share one execution
-(`gql.subscriptions`), whichever transport their subscribers use.
-
-HTTP requests, streamed ones included, authenticate with their `Authorization`
-header. Websockets authenticate in `connection_init` (Apollo's and urql's `connectionParams`):
-`{"authorization": "Bearer <token>"}`, `{"Authorization": ...}`, `{"token": ...}` or
-`{"headers": {"Authorization": ...}}`; a bad token closes the socket (4403).
+(`gql.subscriptions`), whichever transport their subscribers use. HTTP requests
+authenticate with their `Authorization` header, websockets in `connection_init`
+(`gql.auth.credentials`); a bad token is a 401, or closes the socket with 4403.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 import strawberry
 from fastapi import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.streaming import HTTPStreamTransport
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -36,51 +28,27 @@ from strawberry.subscriptions import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
+from gql.auth.credentials import connection_user
 from gql.auth.tokens import AuthError
-from gql.context import Context, Services
-from gql.schema.errors import PublicError
-from gql.subscriptions.connections import ConnectionLimitReached, UserConnections
+from gql.context import Context
+from gql.runtime import runtime_of
+from gql.subscriptions.connections import UserConnections
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
-from gql.subscriptions.http_streams import SSELineFeedTransport, hub_stream
+from gql.subscriptions.http_streams import SSELineFeedTransport
 from gql.subscriptions.hub import SubscriptionHub
-from gql.subscriptions.operations import is_subscription, shared_operation
+from gql.subscriptions.operations import is_subscription
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
+from gql.subscriptions.over_http import HTTPSubscriptions, may_subscribe
 
 if TYPE_CHECKING:
     from cross_web import AsyncHTTPRequestAdapter
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/graphql-response+json"})
-STREAMING_REQUIRED = (
-    "Subscriptions are streamed: send this request with 'Accept: text/event-stream' (SSE) "
-    "or 'Accept: multipart/mixed;subscriptionSpec=1.0', or subscribe over the websocket "
-    "on this URL (graphql-transport-ws)."
-)
-
-
-def _authorization_from(params: Mapping[str, Any]) -> object:
-    for key in ("authorization", "Authorization"):
-        if key in params:
-            return params[key]
-    if "token" in params:
-        token = params["token"]
-        return f"Bearer {token}" if isinstance(token, str) else token
-    headers = params.get("headers")
-    if isinstance(headers, Mapping):
-        return headers.get("Authorization") or headers.get("authorization")
-    return None
 
 
 def _accepts_json(accept: str) -> bool:
     media_types = (part.split(";", 1)[0].strip().lower() for part in accept.split(","))
     return any(media in JSON_MEDIA_TYPES for media in media_types)
-
-
-async def _may_subscribe(request: Request) -> bool:
-    """Only a document containing `subscription` can be one: queries and mutations,
-    the bulk of requests, skip parsing their body twice."""
-    if request.method == "GET":
-        return "subscription" in request.query_params.get("query", "")
-    return request.method == "POST" and b"subscription" in await request.body()
 
 
 class GraphQLEndpoint(GraphQL[Context, None]):
@@ -106,8 +74,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     ) -> None:
         self.hub = SubscriptionHub(schema)
         self.connections = UserConnections(max_connections_per_user)
-        # None: each transport's own interval (15 s for SSE, 5 s for multipart).
-        self.stream_heartbeat_s = stream_heartbeat_s
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,
@@ -119,10 +85,18 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             ),
             connection_init_wait_timeout=connection_init_timeout,
         )
-        self._stream_transports: dict[str, HTTPStreamTransport] = {
-            transport.protocol: transport
-            for transport in (cls() for cls in self.stream_transport_classes_by_protocol.values())
-        }
+        self.http_subscriptions = HTTPSubscriptions(
+            self.hub,
+            self.connections,
+            {
+                transport.protocol: transport
+                for transport in (
+                    cls() for cls in self.stream_transport_classes_by_protocol.values()
+                )
+            },
+            encode_json=self.encode_json_string,
+            heartbeat_s=stream_heartbeat_s,
+        )
 
     @overload
     async def run(
@@ -144,7 +118,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if isinstance(request, WebSocket) or context is not UNSET:
             return await super().run(request, context, root_value)
         context = await self.get_context(request, response=await self.get_sub_response(request))
-        return await self._stream_from_hub(request, context) or await super().run(
+        return await self._subscription_over_http(request, context) or await super().run(
             request, context, root_value
         )
 
@@ -164,47 +138,21 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             data.protocol = "http"
         return data
 
-    async def _stream_from_hub(self, request: Request, context: Context) -> Response | None:
+    async def _subscription_over_http(self, request: Request, context: Context) -> Response | None:
         """The response to a subscription over HTTP; None for any other request."""
         adapter = self.request_adapter_class(request)
-        if self.should_render_graphql_ide(adapter) or not await _may_subscribe(request):
+        if self.should_render_graphql_ide(adapter) or not await may_subscribe(request):
             return None
         # The body is cached on the request: Strawberry can read it again afterwards.
         data = await self.parse_http_body(adapter)
         if not isinstance(data, GraphQLRequestData):
             return None
-        if data.protocol == "http" and is_subscription(data.query, data.operation_name):
-            error = PublicError(STREAMING_REQUIRED, "STREAMING_REQUIRED").formatted
-            response = GraphQLHTTPResponse(data=None, errors=[error])
-            return self.create_response(response, await self.get_sub_response(request))
-        operation = shared_operation(
-            context.user_id, data.query, data.variables, data.operation_name
-        )
-        transport = self._stream_transports.get(data.protocol)
-        if operation is None or transport is None:
-            return None
-        try:
-            self.connections.acquire(operation.user_id)
-        except ConnectionLimitReached as refusal:
-            error = PublicError(str(refusal), "TOO_MANY_CONNECTIONS").formatted
-            return JSONResponse({"data": None, "errors": [error]}, status_code=429)
-        stream = hub_stream(
-            self.hub,
-            operation,
-            context.services,
-            transport,
-            encode_json=self.encode_json_string,
-            heartbeat_interval_s=self.stream_heartbeat_s,
-        )
-        streaming = await self.create_streaming_response(
-            request, stream, await self.get_sub_response(request), headers=transport.headers
-        )
-        return _ReleasingAtEnd(streaming, lambda: self.connections.release(operation.user_id))
+        return self.http_subscriptions.respond(data, context)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        services: Services = request.app.state.services
+        services = runtime_of(request.app).services
         if isinstance(request, WebSocket):
             # Known after `connection_init`; see `on_ws_connect`.
             return Context(services, user_id=None)
@@ -219,10 +167,10 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         return Context(services, user_id=user_id)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        params = context.connection_params if isinstance(context.connection_params, Mapping) else {}
-        authenticator = context.services.authenticator
         try:
-            user_id = await authenticator.user_from_authorization(_authorization_from(params))
+            user_id = await connection_user(
+                context.services.authenticator, context.connection_params
+            )
         except AuthError:
             raise ConnectionRejectionError() from None
         if user_id is None:
@@ -237,19 +185,3 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if context.connection_slot is not None:
             self.connections.release(context.connection_slot)
             context.connection_slot = None
-
-
-class _ReleasingAtEnd(Response):
-    """A subscription stream that gives its connection slot back when it ends,
-    however it ends (even before its first byte)."""
-
-    def __init__(self, stream: Response, release: Callable[[], None]) -> None:
-        super().__init__(status_code=stream.status_code)
-        self._stream = stream
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self._stream(scope, receive, send)
-        finally:
-            self._release()

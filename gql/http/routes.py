@@ -1,9 +1,9 @@
-"""Plain HTTP routes beside GraphQL: RunPod's webhook, local downloads, health, metrics."""
+"""Plain HTTP routes beside GraphQL: local downloads, health, metrics (and RunPod's
+webhook, in `gql.http.runpod_webhook`)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any
 
@@ -12,62 +12,19 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from clients.runpod import RunPodClient, RunPodError
 from clients.storage import InvalidKey, LocalStorage
-from gql.cluster.coordinator import Coordinator
-from gql.cluster.feed import ChangeFeed
 from gql.db.database import Database
-from gql.jobs.repository import JobRepository
+from gql.http.runpod_webhook import WEBHOOK_PATH, runpod_webhook
 from gql.observability import metrics
-from gql.subscriptions.hub import SubscriptionHub
-from gql.tracking.tracker import JobTracker, reported_run
+from gql.runtime import runtime_of
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
+# Reached past this router by `gql.http.shortcuts`; registered here for the rest
+# (a `GET` gets its 405).
+router.add_api_route(WEBHOOK_PATH, runpod_webhook, methods=["POST"], include_in_schema=False)
 
 HEALTH_CHECK_TIMEOUT_S = 3.0
-
-
-# The longest `job` and `token` a webhook URL of ours carries, with room to spare.
-WEBHOOK_PARAM_MAX_CHARS = 128
-WEBHOOK_ACCEPTED = b'{"ok":true}'
-WEBHOOK_PATH = "/webhooks/runpod"
-
-
-@router.post(WEBHOOK_PATH, include_in_schema=False)
-async def runpod_webhook(request: Request) -> Response:
-    """RunPod's completion callback, which may reach any process: the job's
-    follower, wherever it runs, looks at the job at once.
-
-    Parameters are read by hand and the answer is fixed bytes, past FastAPI's
-    validation: a burst of completions brings one webhook per job, and that
-    validation, with the access-log line now left out, cost about 0.15 ms of
-    CPU on each (docs/benchmarks.md). `gql.http.shortcuts` calls it past FastAPI's
-    routing too.
-    """
-    coordinator: Coordinator = request.app.state.coordinator
-    job = request.query_params.get("job", "")
-    token = request.query_params.get("token", "")
-    stored = None
-    if job and len(job) <= WEBHOOK_PARAM_MAX_CHARS and len(token) <= WEBHOOK_PARAM_MAX_CHARS:
-        repo: JobRepository = request.app.state.job_repository
-        # Followed here, the job is known without a database read.
-        stored = coordinator.known_job(job) or await repo.get(job)
-    # Bytes: `compare_digest` raises on non-ASCII text.
-    if stored is None or not hmac.compare_digest(stored.webhook_token.encode(), token.encode()):
-        metrics.WEBHOOKS.labels("rejected").inc()
-        logger.warning(
-            "webhook rejected",
-            extra={"action": "webhook_rejected", "job": job[:WEBHOOK_PARAM_MAX_CHARS]},
-        )
-        return JSONResponse({"detail": "Invalid webhook token"}, status_code=401)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    metrics.WEBHOOKS.labels("accepted").inc()
-    run = reported_run(stored, body if isinstance(body, dict) else {})
-    coordinator.poke(stored, run, changed=False)
-    return Response(WEBHOOK_ACCEPTED, media_type="application/json")
 
 
 @router.get("/files/{key:path}", include_in_schema=False)
@@ -75,7 +32,7 @@ async def download(
     request: Request, key: str, expires: int = Query(), signature: str = Query(max_length=128)
 ) -> FileResponse:
     """Local storage downloads, valid only through a signed, unexpired URL."""
-    storage = request.app.state.storage
+    storage = runtime_of(request.app).storage
     if not isinstance(storage, LocalStorage):
         raise HTTPException(status_code=404)
     try:
@@ -92,20 +49,17 @@ async def download(
 
 @router.get("/healthz", include_in_schema=False)
 async def healthz(request: Request) -> JSONResponse:
-    database: Database = request.app.state.database
-    tracker: JobTracker = request.app.state.tracker
-    coordinator: Coordinator = request.app.state.coordinator
-    feed: ChangeFeed = request.app.state.feed
-    runpod: RunPodClient | None = request.app.state.runpod
+    runtime = runtime_of(request.app)
+    tracker = runtime.tracker
     checks: dict[str, Any] = {
-        "database": await _database_check(database),
+        "database": await _database_check(runtime.database),
         "tracker": {"ok": tracker.running, "following": tracker.followed_count},
-        "feed": feed.health(),
-        "leases": coordinator.health(),
-        "runpod": await _runpod_check(runpod),
+        "feed": runtime.feed.health(),
+        "leases": runtime.coordinator.health(),
+        "runpod": await _runpod_check(runtime.runpod),
     }
     healthy = all(check["ok"] for check in checks.values())
-    hub: SubscriptionHub = request.app.state.subscription_hub
+    hub = runtime.hub
     load = {
         "subscription_groups": hub.group_count,
         "subscribers": hub.subscriber_count,
@@ -120,7 +74,7 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request) -> Response:
     """Prometheus exposition; across `serve --workers`, every worker's figures."""
-    request.app.state.gauges.sample()
+    runtime_of(request.app).gauges.sample()
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
 

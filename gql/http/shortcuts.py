@@ -18,7 +18,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gql.http.routes import WEBHOOK_PATH, runpod_webhook
+from gql.http.runpod_webhook import WEBHOOK_PATH, runpod_webhook
 
 
 class Shortcuts:

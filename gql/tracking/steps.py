@@ -1,0 +1,142 @@
+"""The steps a follower takes on RunPod: submit a job, poll it, cancel it.
+
+Each step makes its RunPod requests through one gate (the endpoint's circuit
+breaker and a cap on concurrent requests) and writes what it learnt through
+`JobTransitions`. A step raises `RunPodUnavailable` or `RunPodRejected` when it
+could not finish; the follower backs off and takes it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from clients.runpod import (
+    RunPodClient,
+    RunPodJob,
+    RunPodJobNotFound,
+    RunPodRejected,
+    RunPodUnavailable,
+)
+from gql.clock import utcnow
+from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod
+from gql.jobs.transitions import JobTransitions
+from gql.tracking.circuit import EndpointCircuit, backoff
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_BACKOFF_MAX_S = 60.0
+JOB_UNKNOWN_TO_ENDPOINT = (
+    "The endpoint no longer knows this job (it expired, was purged or its worker restarted); "
+    "retry the export"
+)
+
+
+class RunPodSteps:
+    def __init__(
+        self,
+        runpod: RunPodClient,
+        transitions: JobTransitions,
+        *,
+        poll_interval_s: float,
+        webhook_base_url: str | None,
+        max_concurrency: int,
+        circuit: EndpointCircuit,
+    ) -> None:
+        self.runpod = runpod
+        self.transitions = transitions
+        self._interval = poll_interval_s
+        self._webhook_base_url = webhook_base_url
+        self._requests = asyncio.Semaphore(max_concurrency)
+        self._circuit = circuit
+
+    async def submit(self, job: ExportJob) -> tuple[ExportJob, float]:
+        """`/run` the job, unless its next attempt is not due yet; returns the job and
+        how long to wait before its next step."""
+        now = utcnow()
+        if job.next_attempt_at is not None and job.next_attempt_at > now:
+            return job, (job.next_attempt_at - now).total_seconds()
+        attempts = job.attempts + 1
+        wait = backoff(attempts, base=1.0, cap=SUBMIT_BACKOFF_MAX_S)
+        # Counted before the call, so an attempt lost to a crash still counts.
+        job = await self.transitions.apply(
+            job, attempts=attempts, next_attempt_at=now + timedelta(seconds=wait)
+        )
+        try:
+            accepted = await self.request(
+                lambda: self.runpod.run(payload(job), webhook=self._webhook_url(job))
+            )
+        except RunPodUnavailable as error:
+            logger.warning(
+                "runpod submission failed; will retry",
+                extra={
+                    "action": "submit_retry",
+                    "job": job.id,
+                    "attempt": attempts,
+                    "error": str(error),
+                    "retry_in_s": round(wait, 2),
+                },
+            )
+            return job, wait
+        except RunPodRejected as error:
+            job = await self.transitions.apply(
+                job, Change(status=ExportStatus.ERROR, error=f"RunPod rejected the job: {error}")
+            )
+            return job, 0.0
+        job = await self.transitions.apply(
+            job, change_from_runpod(accepted), runpod_id=accepted.id, next_attempt_at=None
+        )
+        if job.status is ExportStatus.CANCELLED:
+            # Cancelled while the submission was in flight: RunPod must drop it too.
+            job = await self.transitions.apply(job, cancel_pending=True)
+        logger.info(
+            "job submitted",
+            extra={"action": "submit", "job": job.id, "runpod_id": accepted.id},
+        )
+        return job, self._interval
+
+    async def poll(self, job: ExportJob) -> ExportJob:
+        """Ask `/status` and write the change; a job RunPod forgot ends in ERROR."""
+        assert job.runpod_id is not None
+        runpod_id = job.runpod_id
+        try:
+            observed = await self.request(lambda: self.runpod.status(runpod_id))
+        except RunPodJobNotFound:
+            return await self.transitions.apply(
+                job, Change(status=ExportStatus.ERROR, error=JOB_UNKNOWN_TO_ENDPOINT)
+            )
+        return await self.transitions.apply(job, change_from_runpod(observed))
+
+    async def send_cancel(self, job: ExportJob) -> ExportJob:
+        """Tell RunPod to drop a job cancelled here, then stop owing it that."""
+        if job.runpod_id is not None:
+            await self.cancel_on_runpod(job.runpod_id)
+        return await self.transitions.apply(job, cancel_pending=False)
+
+    async def cancel_on_runpod(self, runpod_id: str) -> None:
+        with contextlib.suppress(RunPodJobNotFound):
+            await self.request(lambda: self.runpod.cancel(runpod_id))
+
+    async def request(self, call: Callable[[], Awaitable[RunPodJob]]) -> RunPodJob:
+        async with self._circuit.admitted(), self._requests:
+            return await call()
+
+    def _webhook_url(self, job: ExportJob) -> str | None:
+        if self._webhook_base_url is None:
+            return None
+        return f"{self._webhook_base_url}?job={job.id}&token={job.webhook_token}"
+
+
+def payload(job: ExportJob) -> dict[str, object]:
+    """The `input` of the job's `/run`: what the worker's handler receives."""
+    return {
+        "job_id": job.id,
+        "user_id": job.user_id,
+        "type": job.kind.value,
+        "input_key": job.input_key,
+        "output_key": job.output_key,
+        "params": dict(job.params),
+    }
