@@ -24,8 +24,8 @@ from bench.generators import LoadGenerators
 from bench.harness import PYTHON, Context, Processes, free_port, percentile, rounded, spread
 from bench.stack import SECRET, USER, Api, Fake
 from gql.config.settings import Settings
-from tests.api.queries import overlay_input
 from tests.support.assets import seed_assets
+from tests.support.queries import overlay_input
 
 LEVELS = [1, 10, 100]
 

@@ -23,9 +23,9 @@ import httpx
 from bench.harness import PYTHON, ROOT, Process, Processes, StartError, free_port
 from gql.auth.tokens import Authenticator
 from gql.config.settings import Settings
-from tests.api.queries import GET_JOB, START_OVERLAY, WATCH_JOB, overlay_input
 from tests.servers.runpod_control import RunPodControl
 from tests.support.assets import seed_assets
+from tests.support.queries import GET_JOB, START_OVERLAY, WATCH_JOB, overlay_input
 
 SECRET = "bench-secret-long-enough-for-hs256-signatures"
 USER = "bench-user"
@@ -58,7 +58,8 @@ class Fake:
     """The RunPod fake in its own process."""
 
     def __init__(self, processes: Processes, name: str = "runpod-fake") -> None:
-        self.process = processes.start(name, [PYTHON, "-m", "bench.fake_runpod", "--port", "0"])
+        argv = [PYTHON, "-m", "tests.servers.runpod_fake", "--port", "0", "--bench"]
+        self.process = processes.start(name, argv)
         line = self.process.wait_for_line("listening on ", START_TIMEOUT_S)
         self.url = line.split()[-1]
         self.base_url = self.url.split("/v2/")[0]

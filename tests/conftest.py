@@ -1,10 +1,11 @@
-"""Shared fixtures: the database under test, the fake RunPod endpoint and the real API."""
+"""Shared fixtures: the database under test, the fake RunPod endpoint, the real API and
+the source video the exports read."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
-from tests.support.api_process import ApiProcess
-from tests.support.app_server import RunningApp, free_port, make_settings, sqlite_url
+from tests.support.api_process import ApiProcess, StartServer
+from tests.support.app_server import RunningApp, StartApi, free_port, make_settings, sqlite_url
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
+from tests.support.held_exports import HELD_EXPORTS_DIR, HeldExports
+from tests.support.lifecycle import starter
+from tests.support.source_video import write_source_video
 
 pytest_plugins = ["tests.servers.fixtures"]
 
@@ -110,9 +114,6 @@ def auto_runpod(runpod: RunningRunPodServer) -> RunningRunPodServer:
     return runpod
 
 
-StartServer = Callable[..., ApiProcess]
-
-
 @pytest.fixture(scope="module")
 def runpod_process() -> Iterator[RunPodServerProcess]:
     """One fake RunPod process per module (manual jobs); `control` resets it per test."""
@@ -134,9 +135,8 @@ def start_server(runpod_process: RunPodServerProcess, tmp_path: Path) -> Iterato
     Keyword arguments are env values; `webhooks=True` sets PUBLIC_URL to the server
     itself, so each `/run` carries a webhook URL the fake RunPod can call.
     """
-    started: list[ApiProcess] = []
 
-    def start(*, webhooks: bool = False, **env: str) -> ApiProcess:
+    def server(*, webhooks: bool = False, **env: str) -> ApiProcess:
         port = free_port()
         values = {
             "DATA_DIR": str(tmp_path / "data"),
@@ -145,24 +145,17 @@ def start_server(runpod_process: RunPodServerProcess, tmp_path: Path) -> Iterato
             **({"PUBLIC_URL": f"http://127.0.0.1:{port}"} if webhooks else {}),
             **env,
         }
-        server = ApiProcess(values, port=port).start()
-        started.append(server)
-        return server
+        return ApiProcess(values, port=port)
 
-    yield start
-    for server in started:
-        server.stop()
-
-
-StartApi = Callable[..., RunningApp]
+    with starter(server) as start:
+        yield start
 
 
 @pytest.fixture
 def start_api(database_url: str, runpod: RunningRunPodServer, tmp_path: Path) -> Iterator[StartApi]:
     """Start the real API; keyword arguments override its settings."""
-    started: list[RunningApp] = []
 
-    def start(**overrides: Any) -> RunningApp:
+    def app(**overrides: Any) -> RunningApp:
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "database_url": database_url,
@@ -170,13 +163,10 @@ def start_api(database_url: str, runpod: RunningRunPodServer, tmp_path: Path) ->
             "runpod_retry_attempts": 2,
         }
         values.update(overrides)
-        app = RunningApp(make_settings(**values)).start()
-        started.append(app)
-        return app
+        return RunningApp(make_settings(**values))
 
-    yield start
-    for app in started:
-        app.stop()
+    with starter(app) as start:
+        yield start
 
 
 @pytest.fixture
@@ -186,12 +176,27 @@ def api(start_api: StartApi) -> RunningApp:
 
 @pytest.fixture
 async def client(api: RunningApp) -> AsyncIterator[GraphQLHTTP]:
-    http = GraphQLHTTP(api.graphql_url)
-    yield http
-    await http.aclose()
+    async with GraphQLHTTP(api.graphql_url) as http:
+        yield http
 
 
 @pytest.fixture
 async def assets(api: RunningApp) -> SeededAssets:
     """A project (source clip + working video) and a game for the local user."""
     return await seed_assets(api.settings, "local")
+
+
+@pytest.fixture
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HeldExports:
+    """Exports run by `held_export` wait part-way until the test releases them."""
+    folder = tmp_path / "released"
+    folder.mkdir()
+    # Read by the handler processes, which inherit this process's environment.
+    monkeypatch.setenv(HELD_EXPORTS_DIR, str(folder))
+    return HeldExports(folder)
+
+
+@pytest.fixture(scope="session")
+def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """320x180, 2 s at 25 fps, with a moving disc, frame counter and a tone."""
+    return write_source_video(tmp_path_factory.mktemp("media") / "game.mp4")

@@ -9,12 +9,11 @@ import httpx
 import pytest
 
 from gql.observability.logs import AccessLogFilter
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartServer
-from tests.faults.conftest import runs_for, wait_for_status
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_models import WebhookDelivery
+from tests.support.api_process import StartServer
 from tests.support.assets import seed_assets
+from tests.support.exports import runs_for, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP
 from tests.support.waiting import eventually
 

@@ -16,10 +16,10 @@ import jwt
 import pytest
 
 from gql.cli import main
-from tests.api.queries import GET_JOB, START_FRAMING
 from tests.support.app_server import free_port
+from tests.support.queries import GET_JOB, START_FRAMING
 from tests.support.tokens import JWT_SECRET
-from tests.worker.video_checks import decode
+from tests.support.video_checks import decode
 
 
 def test_token_prints_a_jwt_for_the_user(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import StartApi
+from tests.support.app_server import StartApi
 from tests.support.assets import seed_assets
 from tests.support.graphql import GraphQLHTTP
 from tests.support.tokens import JWT_SECRET, token_for

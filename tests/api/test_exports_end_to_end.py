@@ -5,7 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.queries import (
+from tests.servers.runpod_fake import RunningRunPodServer
+from tests.support.app_server import RunningApp
+from tests.support.assets import SeededAssets
+from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, Protocol, collect
+from tests.support.queries import (
     START_ANNOTATE,
     START_FRAMING,
     START_OVERLAY,
@@ -14,10 +18,6 @@ from tests.api.queries import (
     framing_input,
     overlay_input,
 )
-from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp
-from tests.support.assets import SeededAssets
-from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, Protocol, collect
 
 
 @pytest.mark.parametrize(

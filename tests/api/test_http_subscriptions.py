@@ -10,15 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.queries import WATCH_JOB
-from tests.api.test_subscription_sharing import sharing
-from tests.api.test_tracking import runpod_id_of, start_overlay, wait_status
-from tests.conftest import StartApi
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp, sqlite_url
+from tests.support.app_server import RunningApp, StartApi, sqlite_url
 from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import runpod_id_of, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket
 from tests.support.http_streams import TRANSPORTS, HTTPSubscription, Transport
+from tests.support.queries import WATCH_JOB
+from tests.support.sharing import sharing
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 
@@ -49,7 +48,7 @@ async def test_current_state_first_then_each_change_then_complete(
 ) -> None:
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
-    await wait_status(client, job_id, "QUEUED")
+    await wait_for_status(client, job_id, "QUEUED")
     subscription = HTTPSubscription(
         http,
         api.graphql_url,
@@ -113,7 +112,7 @@ async def test_an_idle_stream_carries_heartbeats(
     assets = await seed_assets(api.settings, "local")
     client = GraphQLHTTP(api.graphql_url)
     job_id = await start_overlay(client, assets.project_id)
-    await wait_status(client, job_id, "QUEUED")  # then nothing changes
+    await wait_for_status(client, job_id, "QUEUED")  # then nothing changes
     await client.aclose()
     subscription = HTTPSubscription(http, api.graphql_url, transport, WATCH_JOB, {"id": job_id})
 

@@ -17,11 +17,10 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartApi
 from tests.servers.jwks import AUDIENCE, ISSUER, IdentityProvider, SigningKey, claims_for
-from tests.support.app_server import RunningApp, sqlite_url
+from tests.support.app_server import RunningApp, StartApi, sqlite_url
 from tests.support.assets import seed_assets
+from tests.support.exports import start_overlay
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, SubscriptionError
 from tests.support.http_streams import HTTPSubscription
 from tests.support.tokens import JWT_SECRET, token_for

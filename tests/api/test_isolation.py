@@ -8,12 +8,10 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
-from tests.api.test_tracking import runpod_id_of, start_overlay
-from tests.conftest import StartApi
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp
+from tests.support.app_server import RunningApp, StartApi
 from tests.support.assets import seed_assets
+from tests.support.exports import runpod_id_of, start_overlay
 from tests.support.graphql import (
     PROTOCOLS,
     GraphQLHTTP,
@@ -21,6 +19,7 @@ from tests.support.graphql import (
     Protocol,
     SubscriptionError,
 )
+from tests.support.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
 from tests.support.tokens import JWT_SECRET, token_for
 
 

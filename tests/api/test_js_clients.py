@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_subscription_sharing import sharing
-from tests.api.test_tracking import runpod_id_of, start_overlay, wait_status
-from tests.conftest import StartApi
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import sqlite_url
+from tests.support.app_server import StartApi, sqlite_url
 from tests.support.assets import seed_assets
+from tests.support.exports import runpod_id_of, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP
 from tests.support.node import WEB_DIR, require_node_modules
+from tests.support.sharing import sharing
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 
@@ -62,7 +61,7 @@ async def test_the_client_follows_a_job_to_completion(
     http = GraphQLHTTP(api.graphql_url, token_for("alice"))
     job_id = await start_overlay(http, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
-    await wait_status(http, job_id, "QUEUED")
+    await wait_for_status(http, job_id, "QUEUED")
     await http.aclose()
     process = await asyncio.create_subprocess_exec(
         "node",

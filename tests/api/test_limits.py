@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import StartApi
-from tests.support.app_server import RunningApp
+from tests.support.app_server import RunningApp, StartApi
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, SubscriptionError
 
 # Three levels deep; the API under test allows two (the default, 10, is deeper

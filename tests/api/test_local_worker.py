@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from clients.storage import open_storage
-from gql.demo.media import make_video
-from tests.api.queries import (
+from tests.servers.s3 import MotoS3Server
+from tests.support.app_server import RunningApp, make_settings
+from tests.support.assets import SeededAssets, seed_assets
+from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.held_exports import HELD_EXPORT_HANDLER, HeldExports
+from tests.support.lifecycle import starter
+from tests.support.overlay_region import INSIDE_REGION, OUTSIDE_REGION, ellipse_masks, overlay
+from tests.support.queries import (
     CANCEL,
     LIST_JOBS,
     START_ANNOTATE,
@@ -31,73 +36,31 @@ from tests.api.queries import (
     START_OVERLAY,
     WATCH_JOB,
 )
-from tests.servers.s3 import MotoS3Server
-from tests.support.app_server import RunningApp, make_settings
-from tests.support.assets import SeededAssets, seed_assets
-from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.source_video import FPS, HEIGHT, SECONDS, WIDTH
+from tests.support.video_checks import Decoded, counter, decode, mad
 from tests.support.waiting import eventually
-from tests.worker.endpoint_handlers import HELD_EXPORTS_DIR
-from tests.worker.video_checks import Decoded, counter, decode, ellipse_mask, mad
 from worker.exports.caption import band_top
 
-WIDTH, HEIGHT, SECONDS, FPS = 320, 180, 2.0, 25
 EXPORT_TIMEOUT_S = 90.0
 
 StartLocal = Callable[..., RunningApp]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """320x180, 2 s at 25 fps, moving content, a frame counter and a tone."""
-    return make_video(
-        tmp_path_factory.mktemp("media") / "clip.mp4",
-        width=WIDTH,
-        height=HEIGHT,
-        seconds=SECONDS,
-        fps=FPS,
-    )
-
-
-class HeldExports:
-    """The embedded worker runs `held_export`: each export stops at its first
-    intermediate progress until released here, so a test sees that progress
-    whatever this machine's speed."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def release(self, job_id: str) -> None:
-        (self.folder / job_id).touch()
-
-
-@pytest.fixture
-def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HeldExports:
-    folder = tmp_path / "released"
-    folder.mkdir()
-    # Read by the handler processes, which inherit this process's environment.
-    monkeypatch.setenv(HELD_EXPORTS_DIR, str(folder))
-    return HeldExports(folder)
-
-
 @pytest.fixture
 def start_local(tmp_path: Path, held: HeldExports) -> Iterator[StartLocal]:
     """Start the API with no RunPod endpoint: the embedded worker does the exports."""
-    started: list[RunningApp] = []
 
-    def start(**overrides: Any) -> RunningApp:
+    def app(**overrides: Any) -> RunningApp:
         values = {
             "data_dir": tmp_path / "data",
             "local_worker_concurrency": 2,
-            "local_worker_handler": "tests.worker.endpoint_handlers:held_export",
+            "local_worker_handler": HELD_EXPORT_HANDLER,
             **overrides,
         }
-        app = RunningApp(make_settings(**values)).start()
-        started.append(app)
-        return app
+        return RunningApp(make_settings(**values))
 
-    yield start
-    for app in started:
-        app.stop()
+    with starter(app) as start:
+        yield start
 
 
 @pytest.fixture(params=["local", "r2"])
@@ -174,34 +137,9 @@ FRAMING = {
     ],
 }
 
-OVERLAY_START, OVERLAY_END = 0.4, 1.2
-
 
 def overlay_input(project_id: int, effect: str) -> dict[str, Any]:
-    keyframes = [
-        {"time": OVERLAY_START, "x": 100, "y": 90, "radiusX": 50, "radiusY": 35},
-        {"time": OVERLAY_END, "x": 220, "y": 90, "radiusX": 50, "radiusY": 35},
-    ]
-    return {
-        "projectId": project_id,
-        "effectType": effect,
-        "highlightRegions": [
-            {"startTime": OVERLAY_START, "endTime": OVERLAY_END, "keyframes": keyframes}
-        ],
-    }
-
-
-def ellipse_masks(index: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Well inside and well outside the ellipse at frame `index` (its edge is feathered)."""
-    share = (index / FPS - OVERLAY_START) / (OVERLAY_END - OVERLAY_START)
-    ellipse = {"cx": 100 + 120 * share, "cy": 90.0, "rx": 50.0, "ry": 35.0}
-    inside = ellipse_mask((HEIGHT, WIDTH), **ellipse, grow=-4)
-    outside = ~ellipse_mask((HEIGHT, WIDTH), **ellipse, grow=4)
-    return inside, outside
-
-
-INSIDE_SPAN = range(round(OVERLAY_START * FPS) + 2, round(OVERLAY_END * FPS) - 1)
-OUTSIDE_SPAN = [*range(round(OVERLAY_START * FPS) - 2), *range(round(OVERLAY_END * FPS) + 3, 50)]
+    return {"projectId": project_id, **overlay(effect)}
 
 
 async def seeded(app: RunningApp, video: Path) -> SeededAssets:
@@ -213,11 +151,11 @@ async def test_framing_output_is_the_interpolated_crop_of_the_source(
     start_local: StartLocal,
     held: HeldExports,
     storage_settings: dict[str, Any],
-    clip: Path,
+    source_video: Path,
     tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
 
     _, out = await run_to_completion(
         app,
@@ -228,7 +166,7 @@ async def test_framing_output_is_the_interpolated_crop_of_the_source(
         tmp_path,
     )
 
-    source = decode(clip)
+    source = decode(source_video)
     assert out.frames[0].shape == (90, 160)
     assert abs(out.duration_s - SECONDS) <= 1 / FPS
     diffs, shifted = [], []
@@ -246,11 +184,11 @@ async def test_dark_overlay_darkens_outside_the_ellipse_during_its_region_only(
     start_local: StartLocal,
     held: HeldExports,
     storage_settings: dict[str, Any],
-    clip: Path,
+    source_video: Path,
     tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
 
     _, out = await run_to_completion(
         app,
@@ -261,22 +199,22 @@ async def test_dark_overlay_darkens_outside_the_ellipse_during_its_region_only(
         tmp_path,
     )
 
-    source = decode(clip)
+    source = decode(source_video)
     assert len(out.frames) == len(source.frames)
-    for index in INSIDE_SPAN:
+    for index in INSIDE_REGION:
         inside, outside = ellipse_masks(index)
         frame, original = out.frames[index], source.frames[index]
         assert frame[outside].mean() < 0.6 * original[outside].mean()
         assert mad(frame[inside], original[inside]) < 3.0
-    for index in OUTSIDE_SPAN:
+    for index in OUTSIDE_REGION:
         assert mad(out.frames[index], source.frames[index]) < 2.0
 
 
 async def test_brightness_boost_brightens_inside_the_ellipse_only(
-    start_local: StartLocal, held: HeldExports, clip: Path, tmp_path: Path
+    start_local: StartLocal, held: HeldExports, source_video: Path, tmp_path: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
 
     _, out = await run_to_completion(
         app,
@@ -287,13 +225,13 @@ async def test_brightness_boost_brightens_inside_the_ellipse_only(
         tmp_path,
     )
 
-    source = decode(clip)
-    for index in INSIDE_SPAN:
+    source = decode(source_video)
+    for index in INSIDE_REGION:
         inside, outside = ellipse_masks(index)
         frame, original = out.frames[index], source.frames[index]
         assert frame[inside].mean() > original[inside].mean() + 15
         assert mad(frame[outside], original[outside]) < 2.0
-    for index in OUTSIDE_SPAN:
+    for index in OUTSIDE_REGION:
         assert mad(out.frames[index], source.frames[index]) < 2.0
 
 
@@ -301,11 +239,11 @@ async def test_annotate_compiles_the_clips_with_captions_only_in_the_caption_ban
     start_local: StartLocal,
     held: HeldExports,
     storage_settings: dict[str, Any],
-    clip: Path,
+    source_video: Path,
     tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     clips = [
         {"startTime": 1.2, "endTime": 1.8, "name": "Goal", "notes": "Top corner", "rating": 4},
         {"startTime": 0.4, "endTime": 1.0, "name": "Save", "notes": None, "rating": None},
@@ -320,7 +258,7 @@ async def test_annotate_compiles_the_clips_with_captions_only_in_the_caption_ban
         tmp_path,
     )
 
-    source = decode(clip)
+    source = decode(source_video)
     assert abs(out.duration_s - 1.2) <= 1 / FPS
     # The frame counter drawn into the source shows which frames were kept, in order.
     kept = [*range(30, 45), *range(10, 25)]
@@ -337,11 +275,11 @@ async def test_overlay_runs_on_the_working_video_a_framing_export_produced(
     start_local: StartLocal,
     held: HeldExports,
     storage_settings: dict[str, Any],
-    clip: Path,
+    source_video: Path,
     tmp_path: Path,
 ) -> None:
     app = start_local(**storage_settings)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     _, framed = await run_to_completion(
         app,
         held,
@@ -367,10 +305,10 @@ async def test_overlay_runs_on_the_working_video_a_framing_export_produced(
 
 
 async def test_bad_params_end_the_job_in_error_with_one_clear_line(
-    start_local: StartLocal, held: HeldExports, clip: Path
+    start_local: StartLocal, held: HeldExports, source_video: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     late_clip = {"startTime": 5, "endTime": 6, "name": "After the final whistle"}
 
     job_id = await start_export(
@@ -414,10 +352,10 @@ async def wait_until_processing(app: RunningApp, job_id: str) -> None:
 
 
 async def test_cancel_mid_job_stops_the_handler_and_leaves_no_output(
-    start_local: StartLocal, held: HeldExports, clip: Path
+    start_local: StartLocal, held: HeldExports, source_video: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     job_id = await start_export(
         app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
     )
@@ -449,10 +387,10 @@ def handler_processes() -> list[int]:
 
 
 async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
-    start_local: StartLocal, held: HeldExports, clip: Path, tmp_path: Path
+    start_local: StartLocal, held: HeldExports, source_video: Path, tmp_path: Path
 ) -> None:
     app = start_local()
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     job_id = await start_export(
         app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
     )
@@ -464,7 +402,7 @@ async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
     final = (await watch(app, held, job_id))[-1]
     assert final["status"] == "ERROR"
     assert final["error"] == "worker process exited unexpectedly (killed by SIGKILL)"
-    next_assets = await seeded(app, clip)
+    next_assets = await seeded(app, source_video)
     await run_to_completion(
         app,
         held,
@@ -476,10 +414,10 @@ async def test_a_crashed_handler_fails_its_job_and_the_worker_keeps_serving(
 
 
 async def test_jobs_beyond_the_worker_concurrency_wait_in_queue(
-    start_local: StartLocal, held: HeldExports, clip: Path
+    start_local: StartLocal, held: HeldExports, source_video: Path
 ) -> None:
     app = start_local(local_worker_concurrency=2)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     job_ids = [
         await start_export(
             app, START_FRAMING, "startFramingExport", {"projectId": assets.project_id, **FRAMING}
@@ -518,10 +456,10 @@ async def test_start_up_log_names_the_embedded_worker(
 
 
 async def test_without_an_endpoint_or_local_worker_exports_are_refused(
-    start_local: StartLocal, clip: Path
+    start_local: StartLocal, source_video: Path
 ) -> None:
     app = start_local(local_worker=False)
-    assets = await seeded(app, clip)
+    assets = await seeded(app, source_video)
     client = GraphQLHTTP(app.graphql_url)
 
     framing = {"projectId": assets.project_id, **FRAMING}

@@ -8,12 +8,12 @@ import pytest
 from graphql import GraphQLError
 
 from gql.graphql_schema import build_schema
-from tests.api.queries import CANCEL
-from tests.api.test_tracking import job_state, runpod_id_of, start_overlay, wait_status
 from tests.servers.runpod_fake import RunningRunPodServer
 from tests.support.app_server import RunningApp
 from tests.support.assets import SeededAssets
+from tests.support.exports import job_state, runpod_id_of, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP
+from tests.support.queries import CANCEL
 
 
 async def test_the_message_follows_the_status(
@@ -22,9 +22,9 @@ async def test_the_message_follows_the_status(
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
 
-    queued = await wait_status(client, job_id, "QUEUED")
+    queued = await wait_for_status(client, job_id, "QUEUED")
     runpod.control.progress(runpod_id, 10, "Rendering")
-    processing = await wait_status(client, job_id, "PROCESSING")
+    processing = await wait_for_status(client, job_id, "PROCESSING")
     await client.execute(CANCEL, {"id": job_id})
     cancelled = await job_state(client, job_id)
 

@@ -8,15 +8,14 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.queries import WATCH_JOB
-from tests.api.test_tracking import runpod_id_of, start_overlay
-from tests.conftest import StartServer
-from tests.faults.conftest import runs_for
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer
+from tests.support.api_process import StartServer
 from tests.support.app_server import RunningApp
 from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import runpod_id_of, runs_for, start_overlay
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.queries import WATCH_JOB
 from tests.support.waiting import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 
 from clients.storage import StorageConfig
-from tests.api.queries import WATCH_JOB
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartApi
 from tests.servers.runpod_fake import StartRunPodServer
+from tests.support.app_server import StartApi
 from tests.support.assets import seed_assets
+from tests.support.exports import start_overlay
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.queries import WATCH_JOB
 
 
 async def test_download_url_is_presigned_by_the_s3_server(

@@ -8,36 +8,24 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.api.queries import WATCH_JOB, WATCH_JOBS
-from tests.api.test_tracking import runpod_id_of, start_overlay
-from tests.conftest import StartApi
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp
+from tests.support.app_server import RunningApp, StartApi
 from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import runpod_id_of, start_overlay
 from tests.support.graphql import (
     PROTOCOLS,
     GraphQLHTTP,
     GraphQLWebSocket,
     SubscriptionError,
 )
+from tests.support.queries import WATCH_JOB, WATCH_JOBS
+from tests.support.sharing import sharing
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 
 Stream = AsyncIterator[dict[str, Any]]
-
-
-async def load(api: RunningApp) -> dict[str, int]:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(f"{api.url}/healthz")
-    return dict(response.json()["load"])
-
-
-async def sharing(api: RunningApp, *, groups: int, subscribers: int) -> bool:
-    current = await load(api)
-    return (current["subscription_groups"], current["subscribers"]) == (groups, subscribers)
 
 
 async def next_job(stream: Stream) -> dict[str, Any]:

@@ -10,52 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from gql.tracking.tracker import JOB_UNKNOWN_TO_ENDPOINT
-from tests.api.queries import (
+from gql.tracking.steps import JOB_UNKNOWN_TO_ENDPOINT
+from tests.servers.runpod_fake import RunningRunPodServer
+from tests.support.app_server import RunningApp, StartApi, free_port
+from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import job_state, runpod_id_of, start_overlay, wait_for_status
+from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.queries import (
     CANCEL,
-    GET_JOB,
     RETRY,
     START_FRAMING,
-    START_OVERLAY,
     WATCH_JOB,
     framing_input,
-    overlay_input,
 )
-from tests.conftest import StartApi
-from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import RunningApp, free_port
-from tests.support.assets import SeededAssets, seed_assets
-from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
 from tests.support.waiting import eventually
-
-
-async def start_overlay(client: GraphQLHTTP, project_id: int, **extra: object) -> str:
-    data = await client.execute(START_OVERLAY, {"input": overlay_input(project_id, **extra)})
-    assert data["startOverlayExport"]["userErrors"] == []
-    return str(data["startOverlayExport"]["job"]["id"])
-
-
-async def job_state(client: GraphQLHTTP, job_id: str) -> dict[str, object]:
-    job = (await client.execute(GET_JOB, {"id": job_id}))["exportJob"]
-    assert job is not None
-    return dict(job)
-
-
-async def runpod_id_of(runpod: RunningRunPodServer, job_id: str) -> str:
-    def submitted() -> str | None:
-        return next(
-            (run.id for run in runpod.control.runs() if run.input["job_id"] == job_id), None
-        )
-
-    return await eventually(submitted)
-
-
-async def wait_status(client: GraphQLHTTP, job_id: str, status: str) -> dict[str, object]:
-    async def reached() -> dict[str, object] | None:
-        job = await job_state(client, job_id)
-        return job if job["status"] == status else None
-
-    return await eventually(reached)
 
 
 async def test_hundred_subscribers_cost_one_runpod_poll_per_interval(
@@ -64,7 +32,7 @@ async def test_hundred_subscribers_cost_one_runpod_poll_per_interval(
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
     runpod.control.progress(runpod_id, 5, "running")
-    await wait_status(client, job_id, "PROCESSING")
+    await wait_for_status(client, job_id, "PROCESSING")
 
     sockets = [await GraphQLWebSocket.connect(api.ws_url) for _ in range(100)]
     streams = [socket.subscribe(WATCH_JOB, {"id": job_id}) for socket in sockets]
@@ -92,13 +60,13 @@ async def test_restart_mid_job_resumes_and_reaches_the_true_final_state(
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
     runpod.control.progress(runpod_id, 30, "encoding")
-    await wait_status(client, job_id, "PROCESSING")
+    await wait_for_status(client, job_id, "PROCESSING")
 
     api.stop()
     runpod.control.complete(runpod_id, {"output_key": "done"})
     api.start()
 
-    final = await wait_status(client, job_id, "COMPLETE")
+    final = await wait_for_status(client, job_id, "COMPLETE")
     assert final["progress"] == 100
     assert len(runpod.control.runs()) == 1
 
@@ -115,7 +83,7 @@ async def test_job_started_while_runpod_is_down_is_submitted_once_it_is_back(
     runpod.control.set_behaviour("auto", step=0.02)
     runpod.control.set_down(None)
     for job_id in job_ids:
-        await wait_status(client, job_id, "COMPLETE")
+        await wait_for_status(client, job_id, "COMPLETE")
     submitted = sorted(run.input["job_id"] for run in runpod.control.runs())
     assert submitted == sorted(job_ids)
 
@@ -128,7 +96,7 @@ async def test_mutation_answers_at_once_while_runpod_is_slow(
     job_id = await start_overlay(client, assets.project_id)
     assert asyncio.get_running_loop().time() - started < 1.0
     assert (await job_state(client, job_id))["status"] == "PENDING"
-    await wait_status(client, job_id, "QUEUED")
+    await wait_for_status(client, job_id, "QUEUED")
 
 
 async def test_same_idempotency_key_returns_the_same_job(
@@ -165,12 +133,12 @@ async def test_a_wave_of_completions_leaves_the_running_jobs_followed(
     job_ids = [await start_overlay(client, assets.project_id) for _ in range(30)]
     runpod_ids = [await runpod_id_of(runpod, job_id) for job_id in job_ids]
     for job_id in job_ids:
-        await wait_status(client, job_id, "QUEUED")
+        await wait_for_status(client, job_id, "QUEUED")
 
     for runpod_id in runpod_ids[:20]:
         runpod.control.complete(runpod_id, {"output_key": "done"})
     for job_id in job_ids[:20]:
-        await wait_status(client, job_id, "COMPLETE")
+        await wait_for_status(client, job_id, "COMPLETE")
 
     async def leases() -> dict[str, Any] | None:
         async with httpx.AsyncClient() as http:
@@ -194,7 +162,7 @@ async def test_webhook_triggers_an_immediate_refresh_and_a_bad_token_changes_not
     (run,) = runpod.control.runs()
     assert run.webhook is not None
     assert run.webhook.startswith(f"http://127.0.0.1:{port}/webhooks/runpod?job={job_id}&token=")
-    await wait_status(client, job_id, "QUEUED")
+    await wait_for_status(client, job_id, "QUEUED")
 
     async with httpx.AsyncClient() as http:
         forged = run.webhook.split("&token=")[0] + "&token=forged"
@@ -215,7 +183,7 @@ async def test_webhook_triggers_an_immediate_refresh_and_a_bad_token_changes_not
 
     started = asyncio.get_running_loop().time()
     runpod.control.complete(runpod_id, {"output_key": "done"})
-    await wait_status(client, job_id, "COMPLETE")
+    await wait_for_status(client, job_id, "COMPLETE")
     assert asyncio.get_running_loop().time() - started < 5
     assert runpod.control.webhook_deliveries()
     await client.aclose()
@@ -232,7 +200,7 @@ async def test_cancel_stops_the_runpod_job_and_completes_the_subscription(
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
     runpod.control.progress(runpod_id, 20, "encoding")
-    await wait_status(client, job_id, "PROCESSING")
+    await wait_for_status(client, job_id, "PROCESSING")
     socket = await GraphQLWebSocket.connect(api.ws_url, protocol)  # type: ignore[arg-type]
     stream = socket.subscribe(WATCH_JOB, {"id": job_id})
     assert (await anext(stream))["exportJob"]["status"] == "PROCESSING"
@@ -252,7 +220,7 @@ async def test_cancel_while_runpod_is_down_is_sent_once_it_is_back(
 ) -> None:
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
-    await wait_status(client, job_id, "QUEUED")
+    await wait_for_status(client, job_id, "QUEUED")
     runpod.control.set_down("503")
     data = await client.execute(CANCEL, {"id": job_id})
     assert data["cancelExport"]["job"]["status"] == "CANCELLED"
@@ -307,7 +275,7 @@ async def test_runpod_failures_end_the_job_in_error_with_a_clear_message(
         runpod.control.fail(runpod_id, json.dumps(sdk_error))
     else:
         runpod.control.set_job(runpod_id, "TIMED_OUT")
-    final = await wait_status(client, job_id, "ERROR")
+    final = await wait_for_status(client, job_id, "ERROR")
     assert final["error"] == expected_error
     assert final["downloadUrl"] is None
 
@@ -318,7 +286,7 @@ async def test_retry_starts_a_new_job_with_the_same_input(
     job_id = await start_overlay(client, assets.project_id)
     runpod_id = await runpod_id_of(runpod, job_id)
     runpod.control.fail(runpod_id, "worker crashed")
-    await wait_status(client, job_id, "ERROR")
+    await wait_for_status(client, job_id, "ERROR")
 
     data = await client.execute(RETRY, {"id": job_id})
     retried = data["retryExport"]["job"]
@@ -336,9 +304,9 @@ async def test_framing_output_becomes_the_working_video_of_the_next_overlay(
 ) -> None:
     data = await client.execute(START_FRAMING, {"input": framing_input(assets.project_id)})
     framing_id = data["startFramingExport"]["job"]["id"]
-    await wait_status(client, framing_id, "COMPLETE")
+    await wait_for_status(client, framing_id, "COMPLETE")
     overlay_id = await start_overlay(client, assets.project_id)
-    await wait_status(client, overlay_id, "COMPLETE")
+    await wait_for_status(client, overlay_id, "COMPLETE")
     framing_run, overlay_run = auto_runpod.control.runs()
     assert overlay_run.input["input_key"] == framing_run.input["output_key"]
     assert framing_run.input["output_key"] == f"working_videos/framing_{framing_id}.mp4"

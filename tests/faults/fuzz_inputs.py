@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema
 
-from tests.api.queries import (
+from tests.support.queries import (
     CANCEL,
     GET_JOB,
     LIST_JOBS,

@@ -20,12 +20,11 @@ from concurrent.futures import ProcessPoolExecutor
 import httpx
 import pytest
 
-from tests.api.test_tracking import start_overlay
-from tests.faults.conftest import read_only
 from tests.faults.fuzz_inputs import JSON, FuzzRequest, draw_bucket, planned
 from tests.servers.runpod_fake import RunPodServerProcess
-from tests.support.api_process import ApiProcess
+from tests.support.api_process import ApiProcess, read_only
 from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import start_overlay
 from tests.support.graphql import GraphQLHTTP
 from tests.support.tokens import JWT_SECRET, token_for
 

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.api.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartServer
-from tests.faults.conftest import wait_for_status
 from tests.servers.runpod_control import RunPodControl
+from tests.support.api_process import StartServer
 from tests.support.assets import seed_assets
+from tests.support.exports import start_overlay, wait_for_status
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, SubscriptionError
+from tests.support.queries import CANCEL, GET_JOB, LIST_JOBS, RETRY, WATCH_JOB, WATCH_JOBS
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 

@@ -20,11 +20,10 @@ import httpx
 import pytest
 import websockets
 
-from tests.api.queries import CANCEL, RETRY, overlay_input
-from tests.conftest import StartServer
-from tests.support.api_process import ApiProcess
+from tests.support.api_process import ApiProcess, StartServer
 from tests.support.assets import seed_assets
 from tests.support.graphql import PROTOCOLS, GraphQLHTTP, GraphQLWebSocket, Protocol
+from tests.support.queries import CANCEL, RETRY, overlay_input
 
 pytestmark = pytest.mark.faults
 

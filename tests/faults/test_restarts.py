@@ -13,20 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.api.queries import WATCH_JOB
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartServer
-from tests.faults.conftest import (
-    first_state_on_subscribing,
-    job_of,
-    runs_for,
-    wait_for_status,
-)
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunPodServerProcess
-from tests.support.api_process import ApiProcess
+from tests.support.api_process import ApiProcess, StartServer
 from tests.support.assets import seed_assets
+from tests.support.exports import job_state, runs_for, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.queries import WATCH_JOB
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
@@ -54,6 +47,17 @@ async def statuses_until_final(socket: GraphQLWebSocket, stream: Stream) -> list
     return [update["exportJob"]["status"] for update in rest]
 
 
+async def first_state_on_subscribing(server: ApiProcess, job_id: str) -> dict[str, Any]:
+    """What a client that (re)subscribes to the job is sent first."""
+    socket = await GraphQLWebSocket.connect(server.ws_url)
+    try:
+        first = (await anext(socket.subscribe(WATCH_JOB, {"id": job_id})))["exportJob"]
+    finally:
+        await socket.close()
+    assert isinstance(first, dict)
+    return first
+
+
 def runpod_statuses(control: RunPodControl, runpod_ids: list[str]) -> list[str]:
     return [control.job(runpod_id).status for runpod_id in runpod_ids]
 
@@ -64,7 +68,7 @@ async def test_killed_after_the_row_is_written_before_run_submits_once_after_res
     runpod_process.kill()  # connection refused: the job is recorded, not submitted
     server = start_server()
     client, job_id = await started_job(server)
-    assert (await job_of(client, job_id))["status"] == "PENDING"
+    assert (await job_state(client, job_id))["status"] == "PENDING"
 
     server.kill()
     runpod_process.start()
@@ -79,7 +83,7 @@ async def test_killed_after_the_row_is_written_before_run_submits_once_after_res
 
     assert first == "QUEUED"
     assert await statuses_until_final(socket, stream) == ["COMPLETE"]
-    final = await job_of(client, job_id)
+    final = await job_state(client, job_id)
     assert (final["status"], final["progress"], final["error"]) == ("COMPLETE", 100, None)
     assert await runs_for(control, job_id) == [runpod_id]
     assert runpod_statuses(control, [runpod_id]) == ["COMPLETED"]
@@ -169,7 +173,7 @@ async def test_killed_while_run_is_in_flight_a_lost_run_heard_of_before_resubmit
     server.start()
     # The restarted API tries to submit again, and cannot.
     await eventually(lambda: control.counts().route("run") >= 3)
-    assert (await job_of(client, job_id))["status"] == "PENDING"
+    assert (await job_state(client, job_id))["status"] == "PENDING"
 
     control.progress(lost, 80, "encoding")
     control.complete(lost)
@@ -198,7 +202,7 @@ async def test_killed_while_processing_resumes_from_runpods_progress_to_its_fail
     server.start()
 
     async def at_seventy() -> bool:
-        return (await job_of(client, job_id))["progress"] == 70
+        return (await job_state(client, job_id))["progress"] == 70
 
     await eventually(at_seventy)
     socket = await GraphQLWebSocket.connect(server.ws_url)
@@ -226,7 +230,7 @@ async def test_killed_after_runpod_completed_before_the_row_was_updated(
     await wait_for_status(client, job_id, "QUEUED")
     control.complete(runpod_id)
     await asyncio.sleep(0.3)
-    assert (await job_of(client, job_id))["status"] == "QUEUED"
+    assert (await job_state(client, job_id))["status"] == "QUEUED"
 
     server.kill()
     server.start()

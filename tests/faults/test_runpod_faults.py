@@ -14,12 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.api.test_tracking import start_overlay
-from tests.faults.conftest import job_of, read_only
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunPodServerProcess
-from tests.support.api_process import ApiProcess
+from tests.support.api_process import ApiProcess, read_only
 from tests.support.assets import seed_assets
+from tests.support.exports import job_state, start_overlay
 from tests.support.graphql import GraphQLHTTP
 from tests.support.waiting import eventually
 
@@ -53,9 +52,8 @@ async def project_id(server: ApiProcess) -> int:
 
 @pytest.fixture
 async def client(server: ApiProcess) -> AsyncIterator[GraphQLHTTP]:
-    http = GraphQLHTTP(server.graphql_url)
-    yield http
-    await http.aclose()
+    async with GraphQLHTTP(server.graphql_url) as http:
+        yield http
 
 
 @pytest.fixture
@@ -151,7 +149,7 @@ async def test_an_outage_loses_nothing_duplicates_nothing_and_is_not_hammered(
     assert runs_per_job(control) == Counter(dict.fromkeys(everyone, 1))
     assert Counter(job.status for job in control.jobs()) == Counter({"COMPLETED": len(everyone)})
     for job_id in everyone:
-        final = await job_of(client, job_id)
+        final = await job_state(client, job_id)
         assert (final["status"], final["progress"], final["error"]) == ("COMPLETE", 100, None)
     assert "database is locked" not in server.log()
 

@@ -24,16 +24,14 @@ import httpx
 import pytest
 
 from gql.clock import format_time, utcnow
-from tests.api.queries import CANCEL, START_OVERLAY, WATCH_JOB, WATCH_JOBS, overlay_input
-from tests.api.test_tracking import start_overlay
-from tests.conftest import StartServer
-from tests.faults.conftest import runs_for, wait_for_status
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunPodServerProcess
-from tests.support.api_process import PROJECT_ROOT, ApiProcess
+from tests.support.api_process import PROJECT_ROOT, ApiProcess, StartServer
 from tests.support.app_server import free_port
 from tests.support.assets import SeededAssets, seed_assets
+from tests.support.exports import runs_for, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
+from tests.support.queries import CANCEL, START_OVERLAY, WATCH_JOB, WATCH_JOBS, overlay_input
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]

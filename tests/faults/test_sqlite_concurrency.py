@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from tests.api.queries import START_OVERLAY, overlay_input
-from tests.conftest import StartServer
-from tests.faults.conftest import read_only
 from tests.servers.runpod_control import RunPodControl
+from tests.support.api_process import StartServer, read_only
 from tests.support.assets import seed_assets
 from tests.support.graphql import GraphQLHTTP
+from tests.support.queries import START_OVERLAY, overlay_input
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults

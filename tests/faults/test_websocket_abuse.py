@@ -14,12 +14,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from gql.auth.tokens import Authenticator
-from tests.api.queries import WATCH_JOB
-from tests.api.test_tracking import start_overlay
 from tests.servers.runpod_fake import RunPodServerProcess
 from tests.support.api_process import ApiProcess
 from tests.support.assets import seed_assets
+from tests.support.exports import start_overlay
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, SubscriptionError
+from tests.support.queries import WATCH_JOB
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 
@@ -34,12 +34,6 @@ def open_file_limit() -> None:
     """A thousand sockets at once need more than the usual 1 024 descriptors."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-
-
-@pytest.fixture(scope="module")
-def runpod_process() -> Iterator[RunPodServerProcess]:
-    with RunPodServerProcess() as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 
 from clients.storage import StorageConfig
 from tests.servers.runpod_fake import RunningRunPodServer, StartRunPodServer
-from tests.servers.runpod_models import Behaviour
 from tests.servers.s3 import MotoS3Server
+from tests.support.lifecycle import starter
 
 
 @pytest.fixture
@@ -26,21 +26,8 @@ def start_runpod_server() -> Iterator[StartRunPodServer]:
 
     Accepts the keyword arguments of `RunningRunPodServer`.
     """
-    started: list[RunningRunPodServer] = []
-
-    def start(
-        *,
-        api_key: str | None = None,
-        behaviour: Behaviour | None = None,
-        storage: StorageConfig | None = None,
-    ) -> RunningRunPodServer:
-        server = RunningRunPodServer(api_key=api_key, behaviour=behaviour, storage=storage)
-        started.append(server.start())
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    with starter(RunningRunPodServer) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -13,6 +12,8 @@ from typing import Any, Literal
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from tests.support.lifecycle import ThreadedServer
 
 Algorithm = Literal["RS256", "ES256"]
 ISSUER = "https://id.example.test/"
@@ -57,7 +58,7 @@ def claims_for(subject: str, **overrides: Any) -> dict[str, Any]:
     return {key: value for key, value in claims.items() if value is not None}
 
 
-class IdentityProvider:
+class IdentityProvider(ThreadedServer):
     """Serves `GET /.well-known/jwks.json` with the keys it currently signs with."""
 
     def __init__(self, *algorithms: Algorithm) -> None:
@@ -78,9 +79,9 @@ class IdentityProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.jwks_url = f"http://127.0.0.1:{self._server.server_port}/.well-known/jwks.json"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.jwks_url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+        super().__init__(server)
 
     @property
     def key(self) -> SigningKey:
@@ -93,11 +94,3 @@ class IdentityProvider:
         """Sign with a new key from now on; the old one is no longer published."""
         self.keys = [SigningKey(self.key.algorithm)]
         return self.key
-
-    def start(self) -> IdentityProvider:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from enum import Enum
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import httpx
@@ -54,12 +53,7 @@ class RunPodControl:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -10,7 +10,10 @@ Run it in this process with `RunningRunPodServer`, or as its own process::
     python -m tests.servers.runpod_fake --port 9000 [--api-key K] [--behaviour auto --step 0.1]
 
 With `--port 0` it picks a free port; its first line on stdout is always
-`listening on <endpoint url>`.
+`listening on <endpoint url>`. The benches add `--bench`: no per-request access
+log and httptools, since the fake shares the machine's CPUs with the server under
+test and at thousands of /status calls a second its own logging would take a
+visible share of them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import uvicorn
@@ -33,6 +35,7 @@ from clients.storage import StorageConfig
 from tests.servers.runpod_app import create_app
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_models import Behaviour
+from tests.support.lifecycle import Service
 
 DEFAULT_ENDPOINT_ID = "test-endpoint"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,14 +48,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: ASGIApp, log_level: str) -> uvicorn.Server:
+def _uvicorn(app: ASGIApp, log_level: str, *, bench: bool = False) -> uvicorn.Server:
+    """On h11 with an access log; for the benches on httptools, without one, and with
+    room for thousands of connections waiting to be accepted."""
     config = uvicorn.Config(
-        app, log_level=log_level, http="h11", lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level=log_level,
+        http="httptools" if bench else "h11",
+        access_log=not bench,
+        backlog=4096 if bench else 2048,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
     )
     return uvicorn.Server(config)
 
 
-class RunningRunPodServer:
+class RunningRunPodServer(Service):
     """The fake on 127.0.0.1 with a free port, served by uvicorn in a background thread."""
 
     def __init__(
@@ -92,19 +103,8 @@ class RunningRunPodServer:
         self.control.close()
         self._socket.close()
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class RunPodServerProcess:
+class RunPodServerProcess(Service):
     """The fake as a child process. `kill` makes RunPod really unreachable (connection
     refused, unlike `set_down`); `start` again reopens the same port with no jobs."""
 
@@ -149,17 +149,6 @@ class RunPodServerProcess:
         if self.control is not None:
             self.control.close()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 StartRunPodServer = Callable[..., RunningRunPodServer]
 """The `start_runpod_server` fixture: keyword arguments of RunningRunPodServer."""
@@ -176,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--outcome", choices=["COMPLETED", "FAILED", "TIMED_OUT"])
     parser.add_argument("--storage-dir", type=Path, help="store outputs in this folder")
     parser.add_argument("--storage-env", action="store_true", help="StorageConfig.from_env()")
+    parser.add_argument(
+        "--bench", action="store_true", help="no access log, httptools (for the benches)"
+    )
     args = parser.parse_args(argv)
 
     behaviour = Behaviour(mode=args.behaviour, step=args.step, outcome=args.outcome or "COMPLETED")
@@ -187,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The first line tells a parent process where to connect.
     print(f"listening on http://{args.host}:{port}/v2/{args.endpoint_id}", flush=True)
     app = create_app(api_key=args.api_key, behaviour=behaviour, storage=storage)
-    _uvicorn(app, "info").run(sockets=[sock])
+    _uvicorn(app, "warning" if args.bench else "info", bench=args.bench).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import boto3
 from moto.server import ThreadedMotoServer
 
 from clients.storage import StorageConfig
+from tests.support.lifecycle import Service
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -20,7 +20,7 @@ SECRET_ACCESS_KEY = "testing"
 REGION = "us-east-1"
 
 
-class MotoS3Server:
+class MotoS3Server(Service):
     """An S3-protocol server on a free port; `new_bucket` makes an empty bucket."""
 
     def __init__(self) -> None:
@@ -35,17 +35,6 @@ class MotoS3Server:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def client(self) -> S3Client:
         """A boto3 client of this server, to look into buckets."""

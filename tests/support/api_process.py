@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import httpx
@@ -17,6 +18,7 @@ import httpx
 from gql.config.settings import Settings
 from tests.support.app_server import NO_USER_LIMITS, free_port
 from tests.support.cli import isolated_environ
+from tests.support.lifecycle import Service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NO_USER_LIMITS_ENV = {name.upper(): str(limit) for name, limit in NO_USER_LIMITS.items()}
 
 
-class ApiProcess:
+class ApiProcess(Service):
     """`python -m gql.cli serve` with exactly the given settings (as env values)."""
 
     def __init__(self, env: dict[str, str], *, port: int | None = None) -> None:
@@ -104,13 +106,12 @@ class ApiProcess:
         line = next(line for line in status.splitlines() if line.startswith(f"{field}:"))
         return int(line.split()[1])
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+def read_only(server: ApiProcess) -> sqlite3.Connection:
+    """The server's SQLite database, opened read-only from the test."""
+    path = server.settings.database_url.removeprefix("sqlite:///")
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
+StartServer = Callable[..., ApiProcess]
+"""The `start_server` fixture: keyword arguments are the server's env values."""

@@ -5,14 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
 
 from gql.app import create_app
 from gql.config.settings import Settings
+from tests.support.lifecycle import Service
 
 
 def free_port() -> int:
@@ -42,7 +43,7 @@ def make_settings(**values: Any) -> Settings:
     return Settings.model_validate({**NO_USER_LIMITS, **values})
 
 
-class RunningApp:
+class RunningApp(Service):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.port}"
@@ -84,13 +85,6 @@ class RunningApp:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+StartApi = Callable[..., RunningApp]
+"""The `start_api` fixture: keyword arguments override the API's settings."""

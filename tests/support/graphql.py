@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import websockets
@@ -36,6 +36,12 @@ class GraphQLHTTP:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class SubscriptionError(Exception):

@@ -6,29 +6,15 @@ import contextlib
 import socket
 import socketserver
 import threading
-from types import TracebackType
-from typing import Self
+
+from tests.support.lifecycle import ThreadedServer
 
 
-class TcpProxy:
-    """While entered, forwards every connection to `127.0.0.1:port` on to `target`."""
+class TcpProxy(ThreadedServer):
+    """While started, forwards every connection to `127.0.0.1:port` on to `target`."""
 
     def __init__(self, port: int, target: tuple[str, int]) -> None:
-        self._server = _ForwardingServer(("127.0.0.1", port), target)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_ForwardingServer(("127.0.0.1", port), target))
 
 
 class _Forward(socketserver.BaseRequestHandler):

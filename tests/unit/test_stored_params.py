@@ -10,7 +10,7 @@ from gql.cluster.feed import decode_message, job_message
 from gql.cluster.pg_feed import MAX_PAYLOAD_BYTES
 from gql.jobs.models import ExportJob, StoredParams, params_json
 from gql.jobs.repository import row_values
-from tests.unit.test_state_machine import job as new_job
+from tests.support.job_models import job as new_job
 
 
 def framing_params(keyframes: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gql.tracking.tracker import on_grid
+from gql.tracking.wake_grid import on_grid
 
 GRID_S = 0.05
 

@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gql.demo.seed import seed_demo
-from tests.api.test_local_worker import HeldExports
 from tests.support.app_server import RunningApp, make_settings
+from tests.support.held_exports import HELD_EXPORT_HANDLER, HeldExports
 from tests.support.node import require_chromium
 from tests.support.tokens import JWT_SECRET, token_for
 
@@ -51,7 +51,7 @@ async def app(tmp_path: Path, held: HeldExports) -> AsyncIterator[RunningApp]:
     settings = make_settings(
         data_dir=tmp_path / "data",
         local_worker_concurrency=2,
-        local_worker_handler="tests.worker.endpoint_handlers:held_export",
+        local_worker_handler=HELD_EXPORT_HANDLER,
     )
     await seed_demo(settings, "local", seconds=DEMO_SECONDS)
     with RunningApp(settings) as running:

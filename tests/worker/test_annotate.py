@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from tests.worker.conftest import FPS, HEIGHT, Export
-from tests.worker.video_checks import counter, decode, mad
+from tests.support.source_video import FPS, HEIGHT
+from tests.support.video_checks import counter, decode, mad
+from tests.support.worker_jobs import Export
 from worker.exports.caption import band_top
 
 CLIPS = [

@@ -6,7 +6,7 @@ from pathlib import Path
 import av
 
 from gql.demo.media import make_video
-from tests.worker.video_checks import counter, decode
+from tests.support.video_checks import counter, decode
 
 
 def test_make_video_is_fast_and_has_the_requested_shape(tmp_path: Path) -> None:

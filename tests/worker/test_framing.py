@@ -5,8 +5,9 @@ import math
 import numpy as np
 from PIL import Image
 
-from tests.worker.conftest import FPS, HEIGHT, SECONDS, WIDTH, Export
-from tests.worker.video_checks import decode, mad
+from tests.support.source_video import FPS, HEIGHT, SECONDS, WIDTH
+from tests.support.video_checks import decode, mad
+from tests.support.worker_jobs import Export
 
 KEYFRAMES = [
     {"time": 0.0, "x": 40, "y": 20, "width": 160, "height": 90},

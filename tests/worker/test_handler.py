@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from tests.worker.conftest import INPUT_KEY, OUTPUT_KEY, Export
+from tests.support.worker_jobs import INPUT_KEY, OUTPUT_KEY, Export
 from worker.errors import ExportError, InputNotFound, InputUnreadable, InvalidParams
 
 CROP = {"time": 0.0, "x": 10, "y": 10, "width": 100, "height": 60}

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from clients.storage import LocalStorage, StorageConfig
 from gql.demo.media import make_video
-from tests.worker.conftest import job_input
+from tests.support.worker_jobs import job_input
 from worker.local_endpoint import default_concurrency
 from worker.local_server import LocalEndpoint
 

@@ -1,4 +1,4 @@
-"""GraphQL documents the API tests share."""
+"""GraphQL documents and export inputs shared by the tests and the benches."""
 
 JOB_FIELDS = """
     id kind status progress message error projectId gameId retryOf
