@@ -103,9 +103,11 @@ def create_app(database_url: str, runpod_url: str, secret: str, public_url: str)
         except ExportError as error:
             raise HTTPException(422, str(error)) from None
         project = await assets.project_for_user(body.projectId, user_id)
-        working = await assets.newest_working_video(body.projectId) if project else None
+        working = project.working_filename if project else None
         if working is None:
             raise HTTPException(404, "no such project or no working video")
+        # The API reads the input's length too (for RunPod's execution timeout).
+        await assets.duration_of(working_video_key(working))
         job = new_job(user_id, request, working_video_key(working))
         stored = await jobs.insert(job, UNLIMITED)
         assert stored is not None

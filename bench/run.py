@@ -27,6 +27,10 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              interval, webhook -> subscriber latency across processes, failover
              after `kill -9` of a follower, subscriptions held with push p99 <= 100 ms
              (BENCH_POSTGRES_URL; see bench/scale.py).
+- budget:    RunPod's documented limits enforced by the stand-in, 1 000 exports
+             on 150 workers, 60 watched, 60 cancelled: 429s, /status requests,
+             progress seen, starts seen, COMPLETE pushes (one process, and two on
+             BENCH_POSTGRES_URL; BENCH_BASELINE_ROOT adds an earlier checkout's API).
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -53,7 +57,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu", "jobs", "scale")
+BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu", "jobs", "scale", "budget")
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
     "push": ["push_p50_ms", "push_p99_ms", "push_p50_ms_webhook", "push_p99_ms_webhook"],
@@ -67,6 +71,14 @@ HEADLINES = {
         "scale_push_p99_ms_cross_process",
         "failover_s",
         "scale_subscriptions_2proc",
+    ],
+    "budget": [
+        "budget_throttled",
+        "budget_status_requests",
+        "budget_progress_steps_median",
+        "budget_complete_push_p99_ms",
+        "budget_start_seen_p50_s",
+        "budget_start_seen_max_s",
     ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
@@ -88,6 +100,13 @@ GOALS = [
     ("failover_s", "<=", 5.0),
     # Hasura's published figure: 20 000 live queries on 4 vCPU.
     ("scale_subscriptions_2proc", ">=", 20_000.0),
+    # RunPod's limits: no 429, a third of the /status requests measured before.
+    ("budget_throttled", "<=", 0.0),
+    ("budget_status_requests", "<=", 14_000 / 3),
+    ("budget_progress_steps_median", ">=", 6.0),
+    ("budget_complete_push_p99_ms", "<=", 100.0),
+    ("budget_start_seen_p50_s", "<=", 1.0),
+    ("budget_start_seen_max_s", "<=", 2.0),
 ]
 
 
@@ -134,7 +153,7 @@ def _commit() -> str | None:
 
 def _runs(selected: list[str]) -> list[tuple[str, Any]]:
     """(name, run function) of each bench to run, in order; fanout and cpu share one."""
-    from bench import broadcast, jobs, mutations, polls, push, rss, scale
+    from bench import broadcast, budget, jobs, mutations, polls, push, rss, scale
 
     runs: list[tuple[str, Any]] = [
         (name, module.run)
@@ -146,7 +165,12 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
         runs.append(("+".join(sorted(wanted)), lambda c: broadcast.run(c, wanted)))
     runs += [
         (name, module.run)
-        for name, module in (("mutations", mutations), ("jobs", jobs), ("scale", scale))
+        for name, module in (
+            ("mutations", mutations),
+            ("jobs", jobs),
+            ("scale", scale),
+            ("budget", budget),
+        )
         if name in selected
     ]
     return runs

@@ -135,7 +135,7 @@ async def _fresh_database(url: str) -> None:
     try:
         await connection.execute(
             "DROP TABLE IF EXISTS export_jobs, working_videos, projects, games, "
-            "api_processes, schema_migrations CASCADE"
+            "api_processes, media_durations, runpod_health, schema_migrations CASCADE"
         )
     finally:
         await connection.close()
@@ -193,8 +193,14 @@ def _cross_process_push(
     rounds: int,
 ) -> dict[str, Any]:
     """One subscriber per job, on the process that does not follow it."""
-    leases = asyncio.run(_lease_owners([job.id for job in jobs]))
     ids = {api.process_id(): index for index, api in enumerate(apis)}
+    # A lease being handed over (shares evening out) is briefly nobody's.
+    deadline = time.monotonic() + 30.0
+    while True:
+        leases = asyncio.run(_lease_owners([job.id for job in jobs]))
+        if all(leases[job.id] in ids for job in jobs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     on = [[0] * len(jobs) for _ in apis]
     for position, job in enumerate(jobs):
         follower = ids[leases[job.id] or ""]

@@ -94,7 +94,12 @@ class Api:
         poll_interval_s: float,
         name: str = "api",
         database_url: str | None = None,
+        settings: dict[str, Any] | None = None,
+        root: Path = ROOT,
     ) -> None:
+        """`settings` add to (or replace) the bench's own; `root` is the checkout whose
+        API runs (another commit's, for a baseline measured side by side), with the
+        Python of its `.venv` when it has one."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
@@ -118,13 +123,18 @@ class Api:
         }
         if database_url is not None:
             values["database_url"] = database_url
+        values.update(settings or {})
         self.settings = Settings.model_validate(values)
         self.project_id = asyncio.run(seed_assets(self.settings, USER)).project_id
         env = _clean_environment() | {key.upper(): str(value) for key, value in values.items()}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = str(root)
+        python = root / ".venv" / "bin" / "python"
         # Run from the data folder, so no `.env` of the checkout is read.
         self.process: Process = processes.start(
-            name, [PYTHON, "-m", "gql.cli", "serve"], env=env, cwd=data_dir
+            name,
+            [str(python) if python.exists() else PYTHON, "-m", "gql.cli", "serve"],
+            env=env,
+            cwd=data_dir,
         )
         self.process.wait_http(f"{self.url}/healthz", START_TIMEOUT_S)
         self.http = httpx.Client(

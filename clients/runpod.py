@@ -4,7 +4,9 @@ Exceptions::
 
     RunPodError                 malformed answer (and the root of the tree)
     ├── RunPodUnavailable       network error, timeout, 429 or 5xx, still failing after
-    │                           the retries made here; the caller tries again later
+    │   │                       the retries made here; the caller tries again later
+    │   └── RunPodThrottled     429 with a request gate: not retried here, the gate
+    │                           slows the route down and the caller asks again
     ├── RunPodJobNotFound       404 for a job id: RunPod lost it or never had it
     └── RunPodRejected          any other 4xx (bad input, bad API key); never retried
 
@@ -16,8 +18,13 @@ Transient failures are retried inside the client with stamina: exponential backo
 with jitter, bounded by a number of attempts and a total time. A `Retry-After`
 header on a 429 or 503 replaces the computed wait (capped at `wait_max`).
 `on_unavailable` hears of every failed attempt at once, retried or not;
-`on_response` of every attempt: its action, outcome (ok, unavailable, not_found,
-rejected, invalid) and duration.
+`on_response` of every attempt: its action, outcome (ok, throttled, unavailable,
+not_found, rejected, invalid) and duration.
+
+With a `RequestGate`, every attempt (retries included) waits for the gate's
+admission on its route (`run`, `status`, `cancel`, `health`) at the caller's
+priority, and a 429 is reported to the gate instead of being retried into
+RunPod's limit.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -55,6 +63,10 @@ class RunPodUnavailable(RunPodError):
     def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RunPodThrottled(RunPodUnavailable):
+    """RunPod refused the request for its rate limit (429)."""
 
 
 class RunPodJobNotFound(RunPodError):
@@ -133,6 +145,19 @@ def _milliseconds(value: object) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+class RequestGate(Protocol):
+    """Paces the client's requests per route (`gql.tracking.budget`)."""
+
+    def admit(
+        self, route: str, priority: int, order: float | None
+    ) -> AbstractAsyncContextManager[None]:
+        """Wait until a request on `route` may go out; held while it is in flight.
+        Requests of one priority go in `order` (arrival when None)."""
+
+    def throttled(self, route: str, retry_after: float | None) -> None:
+        """RunPod answered 429 on `route` (with `Retry-After`, in seconds, if given)."""
+
+
 def make_http_client(
     *, connect_timeout: float = 5.0, read_timeout: float = 10.0, max_connections: int = 50
 ) -> aiohttp.ClientSession:
@@ -146,7 +171,7 @@ def make_http_client(
 
 def _should_retry(error: Exception) -> bool | float:
     """stamina hook: retry only RunPodUnavailable, after Retry-After when RunPod gave one."""
-    if not isinstance(error, RunPodUnavailable):
+    if not isinstance(error, RunPodUnavailable) or isinstance(error, RunPodThrottled):
         return False
     return True if error.retry_after is None else error.retry_after
 
@@ -166,8 +191,10 @@ class RunPodClient:
         wait_max: float = 3.0,
         on_unavailable: Callable[[], None] | None = None,
         on_response: Callable[[str, str, float], None] | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._http = http
+        self._gate = gate
         self._on_unavailable = on_unavailable
         self._on_response = on_response
         self._base_url = endpoint_url.rstrip("/")
@@ -183,24 +210,42 @@ class RunPodClient:
             wait_jitter=wait_initial,  # jitter on the scale of the first wait
         )
 
-    async def run(self, job_input: Mapping[str, Any], *, webhook: str | None = None) -> RunPodJob:
-        """Queue a job; RunPod POSTs its final `/status` JSON to `webhook` when given."""
+    async def run(
+        self,
+        job_input: Mapping[str, Any],
+        *,
+        webhook: str | None = None,
+        policy: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        order: float | None = None,
+    ) -> RunPodJob:
+        """Queue a job; RunPod POSTs its final `/status` JSON to `webhook` when given.
+        `policy` is RunPod's execution policy (`executionTimeout`, `ttl`, in ms);
+        `order` places it among other submissions waiting for the gate."""
         body: dict[str, Any] = {"input": dict(job_input)}
         if webhook:
             body["webhook"] = webhook
-        return RunPodJob.from_json(await self._request("POST", "/run", "run", body=body))
+        if policy:
+            body["policy"] = dict(policy)
+        return RunPodJob.from_json(
+            await self._request("POST", "/run", "run", body=body, priority=priority, order=order)
+        )
 
-    async def status(self, runpod_id: str) -> RunPodJob:
+    async def status(self, runpod_id: str, *, priority: int = 0) -> RunPodJob:
         path = f"/status/{quote(runpod_id, safe='')}"
-        return RunPodJob.from_json(await self._request("GET", path, "status", runpod_id))
+        return RunPodJob.from_json(
+            await self._request("GET", path, "status", runpod_id, priority=priority)
+        )
 
-    async def cancel(self, runpod_id: str) -> RunPodJob:
+    async def cancel(self, runpod_id: str, *, priority: int = 0) -> RunPodJob:
         path = f"/cancel/{quote(runpod_id, safe='')}"
-        return RunPodJob.from_json(await self._request("POST", path, "cancel", runpod_id))
+        return RunPodJob.from_json(
+            await self._request("POST", path, "cancel", runpod_id, priority=priority)
+        )
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self, *, priority: int = 0) -> dict[str, Any]:
         """Job and worker counts of the endpoint."""
-        data = await self._request("GET", "/health", "health")
+        data = await self._request("GET", "/health", "health", priority=priority)
         if not isinstance(data, dict):
             raise RunPodError("RunPod health is not an object")
         return data
@@ -213,15 +258,20 @@ class RunPodClient:
         runpod_id: str | None = None,
         *,
         body: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        order: float | None = None,
     ) -> Any:
         extra: dict[str, Any] = {"action": action, "runpod_id": runpod_id}
+        send = functools.partial(
+            self._attempt, method, path, action, runpod_id, body, priority=priority, order=order
+        )
         try:
             # Nearly every request succeeds at once, and setting up stamina's retry
             # loop costs more CPU than aiohttp's request: it starts at the first
             # failure, which it is handed as its own first attempt, so its waits,
             # Retry-After and attempt count apply as if it had made that one too.
             try:
-                return await self._attempt(method, path, action, runpod_id, body)
+                return await send()
             except RunPodUnavailable as error:
                 self._failed_attempt(error, 1, extra)
                 first_failure = error
@@ -230,10 +280,12 @@ class RunPodClient:
                     if attempt.num == 1:
                         raise first_failure
                     try:
-                        return await self._attempt(method, path, action, runpod_id, body)
+                        return await send()
                     except RunPodUnavailable as error:
                         self._failed_attempt(error, attempt.num, extra)
                         raise
+        except RunPodThrottled:
+            raise  # the gate has heard of it and paces the route
         except RunPodUnavailable:
             logger.error("RunPod unavailable after retries", extra=extra)
             raise
@@ -245,6 +297,15 @@ class RunPodClient:
     def _failed_attempt(
         self, error: RunPodUnavailable, attempt: int, extra: Mapping[str, Any]
     ) -> None:
+        if isinstance(error, RunPodThrottled):
+            # Not retried into the limit: the gate slows the route down instead.
+            assert self._gate is not None
+            self._gate.throttled(str(extra["action"]), error.retry_after)
+            logger.info(
+                "RunPod throttled the request",
+                extra={**extra, "retry_after_s": error.retry_after},
+            )
+            raise error
         if self._on_unavailable is not None:
             self._on_unavailable()
         logger.warning(
@@ -258,8 +319,25 @@ class RunPodClient:
         action: str,
         runpod_id: str | None,
         body: Mapping[str, Any] | None,
+        *,
+        priority: int,
+        order: float | None,
     ) -> Any:
-        """One attempt, reported to `on_response` as (action, outcome, seconds)."""
+        """One attempt, through the gate, reported to `on_response` as (action,
+        outcome, seconds)."""
+        if self._gate is None:
+            return await self._timed(method, path, action, runpod_id, body)
+        async with self._gate.admit(action, priority, order):
+            return await self._timed(method, path, action, runpod_id, body)
+
+    async def _timed(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        runpod_id: str | None,
+        body: Mapping[str, Any] | None,
+    ) -> Any:
         if self._on_response is None:
             return await self._send(method, path, runpod_id, body)
         started = time.perf_counter()
@@ -284,6 +362,10 @@ class RunPodClient:
                 content = await response.read()
         except (aiohttp.ClientError, TimeoutError) as error:  # connect/read errors, timeouts
             raise RunPodUnavailable(f"{what}: {_transport_failure(error)}") from error
+        if code == 429 and self._gate is not None:
+            # The gate waits as long as RunPod says, however long that is.
+            retry_after = _retry_after(retry_after_header, cap=math.inf)
+            raise RunPodThrottled(f"{what}: HTTP 429", retry_after=retry_after)
         if code in _RETRYABLE_STATUS_CODES or code >= 500:
             retry_after = _retry_after(retry_after_header, cap=self._wait_max)
             raise RunPodUnavailable(f"{what}: HTTP {code}", retry_after=retry_after)
@@ -300,6 +382,7 @@ class RunPodClient:
 
 
 _OUTCOMES: dict[type[RunPodError], str] = {
+    RunPodThrottled: "throttled",
     RunPodUnavailable: "unavailable",
     RunPodJobNotFound: "not_found",
     RunPodRejected: "rejected",

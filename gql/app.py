@@ -27,6 +27,7 @@ from gql.cluster.coordinator import Coordinator
 from gql.cluster.feed import ChangeFeed, LocalFeed
 from gql.cluster.pg_feed import PostgresFeed
 from gql.cluster.registry import ProcessRegistry, new_process_id
+from gql.cluster.watching import WatchRegistry
 from gql.config.settings import Settings
 from gql.context import Services
 from gql.db.database import Database
@@ -46,7 +47,12 @@ from gql.observability import metrics
 from gql.runtime import Runtime
 from gql.startup.local_worker import EmbeddedWorker
 from gql.subscriptions.hub import SubscriptionHub
+from gql.tracking.budget import RequestBudget, RouteLimit
 from gql.tracking.circuit import CIRCUIT_MAX_S, EndpointCircuit
+from gql.tracking.endpoint_health import EndpointHealth
+from gql.tracking.policy import ExecutionPolicy
+from gql.tracking.schedule import PollSchedule
+from gql.tracking.steps import RunPodSteps
 from gql.tracking.tracker import JobTracker
 
 logger = logging.getLogger(__name__)
@@ -64,13 +70,13 @@ def create_app(settings: Settings) -> FastAPI:
         local_worker = EmbeddedWorker(settings) if settings.embeds_local_worker else None
         if local_worker is not None:
             await local_worker.start()
-        runpod, circuit = _runpod_client(settings, http, local_worker)
+        runpod = _RunPodAccess.build(settings, http, local_worker)
         storage = open_storage(
             settings.storage,
             signing_key=settings.local_signing_key(),
             base_url=settings.base_url,
         )
-        jobs = _JobFollowing.build(settings, database, runpod, circuit)
+        jobs = _JobFollowing.build(settings, database, runpod)
         authenticator = Authenticator.from_settings(settings)
         services = Services(
             jobs=JobService(
@@ -79,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
                 transitions=jobs.transitions,
                 followers=jobs.coordinator,
                 storage=storage,
-                runpod_configured=runpod is not None,
+                runpod_configured=runpod.client is not None,
                 download_url_ttl_s=settings.download_url_ttl_s,
                 quota=StartQuota(
                     max_active=settings.max_active_exports_per_user,
@@ -97,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
             tracker=jobs.tracker,
             coordinator=jobs.coordinator,
             feed=jobs.feed,
-            runpod=runpod,
+            runpod=runpod.client,
             storage=storage,
             hub=graphql.hub,
             gauges=jobs.gauges(graphql.hub),
@@ -153,38 +159,73 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _runpod_client(
-    settings: Settings, http: aiohttp.ClientSession, local_worker: EmbeddedWorker | None
-) -> tuple[RunPodClient | None, EndpointCircuit]:
-    """The client of the RunPod endpoint (or the embedded worker), and its breaker."""
-    endpoint_url: str | None
-    api_key: str | None
-    if local_worker is not None:
-        endpoint_url, api_key = local_worker.url, local_worker.api_key
-        logger.info(
-            "no RUNPOD_ENDPOINT_URL set; exports run on the embedded local worker at %s",
+@dataclass(frozen=True, kw_only=True)
+class _RunPodAccess:
+    """The client of the RunPod endpoint (or the embedded worker), the breaker its
+    failures trip, and the budget its requests wait for."""
+
+    client: RunPodClient | None
+    circuit: EndpointCircuit
+    budget: RequestBudget
+
+    @classmethod
+    def build(
+        cls, settings: Settings, http: aiohttp.ClientSession, local_worker: EmbeddedWorker | None
+    ) -> _RunPodAccess:
+        endpoint_url: str | None
+        api_key: str | None
+        if local_worker is not None:
+            endpoint_url, api_key = local_worker.url, local_worker.api_key
+            logger.info(
+                "no RUNPOD_ENDPOINT_URL set; exports run on the embedded local worker at %s",
+                endpoint_url,
+                extra={"action": "startup"},
+            )
+        else:
+            endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
+        # Shared by the client (every failed attempt) and the steps (every request).
+        circuit = EndpointCircuit(base_s=settings.poll_interval_s, cap_s=CIRCUIT_MAX_S)
+        budget = request_budget(settings)
+        if not endpoint_url:
+            logger.warning(
+                "no RunPod endpoint configured and LOCAL_WORKER=false; "
+                "start mutations will be refused",
+                extra={"action": "startup"},
+            )
+            return cls(client=None, circuit=circuit, budget=budget)
+        client = RunPodClient(
+            http,
             endpoint_url,
-            extra={"action": "startup"},
+            api_key,
+            attempts=settings.runpod_retry_attempts,
+            on_unavailable=circuit.trip,
+            on_response=metrics.observe_runpod_request,
+            gate=budget,
         )
-    else:
-        endpoint_url, api_key = settings.runpod_endpoint_url, settings.runpod_api_key
-    # Shared by the client (every failed attempt) and the tracker (every request).
-    circuit = EndpointCircuit(base_s=settings.poll_interval_s, cap_s=CIRCUIT_MAX_S)
-    if not endpoint_url:
-        logger.warning(
-            "no RunPod endpoint configured and LOCAL_WORKER=false; start mutations will be refused",
-            extra={"action": "startup"},
-        )
-        return None, circuit
-    client = RunPodClient(
-        http,
-        endpoint_url,
-        api_key,
-        attempts=settings.runpod_retry_attempts,
-        on_unavailable=circuit.trip,
-        on_response=metrics.observe_runpod_request,
-    )
-    return client, circuit
+        return cls(client=client, circuit=circuit, budget=budget)
+
+
+def request_budget(settings: Settings) -> RequestBudget:
+    """RunPod's limits per route, as configured (defaults: RunPod's published table)."""
+    window = settings.runpod_rate_window_s
+    limits = {
+        "run": RouteLimit(
+            requests=settings.runpod_run_rate,
+            window_s=window,
+            concurrency=settings.runpod_run_concurrency,
+        ),
+        "status": RouteLimit(
+            requests=settings.runpod_status_rate,
+            window_s=window,
+            concurrency=settings.runpod_status_concurrency,
+        ),
+        "cancel": RouteLimit(
+            requests=settings.runpod_cancel_rate,
+            window_s=window,
+            concurrency=settings.runpod_cancel_concurrency,
+        ),
+    }
+    return RequestBudget(limits, margin=settings.runpod_budget_margin)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,15 +239,11 @@ class _JobFollowing:
     transitions: JobTransitions
     tracker: JobTracker
     coordinator: Coordinator
+    watching: WatchRegistry
+    budget: RequestBudget
 
     @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        database: Database,
-        runpod: RunPodClient | None,
-        circuit: EndpointCircuit,
-    ) -> _JobFollowing:
+    def build(cls, settings: Settings, database: Database, runpod: _RunPodAccess) -> _JobFollowing:
         process_id = new_process_id()
         lease_ttl_s = settings.job_lease_ttl_s
         repo = JobRepository(database, lease_owner=process_id)
@@ -219,20 +256,57 @@ class _JobFollowing:
             else LocalFeed(broker)
         )
         transitions = JobTransitions(repo, assets, feed)
+        watching = WatchRegistry(broker, feed)
+        health = (
+            None
+            if runpod.client is None
+            else EndpointHealth(
+                database,
+                runpod.client,
+                process_id=process_id,
+                period_s=settings.runpod_health_interval_s,
+            )
+        )
+        steps = (
+            None
+            if runpod.client is None
+            else RunPodSteps(
+                runpod.client,
+                transitions,
+                poll_interval_s=settings.poll_interval_s,
+                webhook_base_url=settings.webhook_base_url,
+                max_concurrency=settings.runpod_max_concurrency,
+                circuit=runpod.circuit,
+                policy=ExecutionPolicy(
+                    base_s=settings.runpod_execution_timeout_base_s,
+                    per_input_second_s=settings.runpod_execution_s_per_input_s,
+                    floor_s=settings.runpod_execution_timeout_min_s,
+                    ceiling_s=settings.runpod_execution_timeout_max_s,
+                    job_ttl_s=settings.runpod_job_ttl_s,
+                ),
+            )
+        )
         tracker = JobTracker(
             repo,
-            transitions,
-            runpod,
-            poll_interval_s=settings.poll_interval_s,
-            webhook_base_url=settings.webhook_base_url,
-            max_concurrency=settings.runpod_max_concurrency,
-            circuit=circuit,
+            steps,
+            schedule=PollSchedule(
+                interval_s=settings.poll_interval_s,
+                unwatched_interval_s=settings.poll_interval_unwatched_s,
+                watchers=watching,
+                gate=health,
+            ),
+            budget=runpod.budget,
+            health=health,
+        )
+        watching.on_first_watch(
+            lambda job_id, user_id: tracker.watched_now(job_id=job_id, user_id=user_id)
         )
         coordinator = Coordinator(
             repo=repo,
             registry=ProcessRegistry(database, process_id, ttl_s=lease_ttl_s),
             tracker=tracker,
             feed=feed,
+            watching=watching,
             lease_ttl_s=lease_ttl_s,
             resume_spread_s=min(settings.poll_interval_s, RESUME_SPREAD_S),
         )
@@ -244,11 +318,14 @@ class _JobFollowing:
             transitions=transitions,
             tracker=tracker,
             coordinator=coordinator,
+            watching=watching,
+            budget=runpod.budget,
         )
 
     async def start(self) -> None:
         await self.tracker.start()
         await self.feed.start(self.coordinator)
+        await self.watching.start()
         await self.coordinator.start()
         logger.info(
             "following jobs",
@@ -261,6 +338,7 @@ class _JobFollowing:
 
     async def stop(self) -> None:
         # The coordinator gives its leases up through the feed, so the feed goes last.
+        await self.watching.stop()
         await self.coordinator.stop()
         await self.feed.stop()
 
@@ -270,7 +348,10 @@ class _JobFollowing:
                 metrics.SUBSCRIPTIONS: lambda: hub.subscriber_count,
                 metrics.SUBSCRIPTION_GROUPS: lambda: hub.group_count,
                 metrics.JOBS_FOLLOWED: lambda: self.tracker.followed_count,
+                metrics.JOBS_WATCHED: lambda: self.tracker.watched_count,
                 metrics.LEASES_HELD: lambda: self.coordinator.leases_held,
                 metrics.FEED_CONNECTED: lambda: 1 if self.feed.health()["ok"] else 0,
+                **self.budget.gauges(),
+                **self.tracker.endpoint_gauges(),
             }
         )

@@ -38,7 +38,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 _SHARED_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 POSTGRES_URL = f"{_SHARED_URL}_{_WORKER}" if _WORKER else _SHARED_URL
-_TABLES = "export_jobs, working_videos, projects, games, api_processes, schema_migrations"
+_TABLES = (
+    "export_jobs, working_videos, projects, games, api_processes, media_durations, "
+    "runpod_health, schema_migrations"
+)
 
 
 def _postgres_reachable() -> bool:

@@ -94,6 +94,7 @@ def run_export(
     )
     return {
         "output_key": request.output_key,
+        "input_duration_s": info.duration_s,
         "duration_s": rendered.duration_s,
         "width": rendered.width,
         "height": rendered.height,

@@ -31,6 +31,8 @@ class Project:
     user_id: str
     name: str
     source_filename: str | None
+    working_filename: str | None = None
+    """Its newest working video, if it has one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +77,14 @@ class AssetRepository:
             created_at=format_time(utcnow()),
         )
 
+    async def duration_of(self, key: str) -> float | None:
+        """How long the video stored under `key` lasts, if known."""
+        row = await self._db.fetch_one("media_duration", storage_key=key)
+        return None if row is None else float(row["seconds"])
+
+    async def record_duration(self, key: str, seconds: float) -> None:
+        await self._db.execute("record_media_duration", storage_key=key, seconds=seconds)
+
     async def create_project(self, user_id: str, name: str, source_filename: str) -> int:
         row = await self._db.fetch_one(
             "insert_project",
@@ -112,6 +122,7 @@ def _project(row: Mapping[str, Any]) -> Project:
         user_id=row["user_id"],
         name=row["name"],
         source_filename=row["source_filename"],
+        working_filename=row["working_filename"],
     )
 
 

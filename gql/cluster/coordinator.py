@@ -17,11 +17,12 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from gql.cluster.feed import ChangeFeed
 from gql.cluster.registry import ClusterSize, ProcessRegistry
+from gql.cluster.watching import WatchRegistry
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobRepository
 from gql.tracking.tracker import JobTracker
@@ -49,6 +50,7 @@ class Coordinator:
         registry: ProcessRegistry,
         tracker: JobTracker,
         feed: ChangeFeed,
+        watching: WatchRegistry,
         lease_ttl_s: float,
         resume_spread_s: float,
     ) -> None:
@@ -56,6 +58,7 @@ class Coordinator:
         self._registry = registry
         self._tracker = tracker
         self._feed = feed
+        self._watching = watching
         self._turn_s = lease_ttl_s / 4
         self._resume_spread_s = resume_spread_s
         self._held: set[str] = set()
@@ -165,6 +168,12 @@ class Coordinator:
     def on_available(self) -> None:
         self._turn_now.set()
 
+    def on_watching(self, job_ids: Sequence[str], user_ids: Sequence[str], *, first: bool) -> None:
+        self._watching.heard(job_ids, user_ids, first=first)
+
+    def on_worker_freed(self) -> None:
+        self._tracker.worker_freed()
+
     def on_restored(self) -> None:
         # Changes made elsewhere during the gap may concern our followers too.
         for job_id in self._tracker.followed_ids():
@@ -192,6 +201,8 @@ class Coordinator:
         self._recent = set()
         beat = await self._registry.heartbeat()
         self._size = beat.size
+        # RunPod's budget is the cluster's: each live process spends its share.
+        self._tracker.set_budget_share(1 / self._size.processes)
         if not self._tracker.can_follow:
             return  # no RunPod endpoint: nothing to follow jobs with
         if beat.lapsed:

@@ -20,13 +20,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import stamina
 
-from gql.cluster.feed import FeedEvents, FeedMessage, decode_message, job_message, signal_message
+from gql.cluster.feed import (
+    FeedEvents,
+    FeedMessage,
+    decode_message,
+    freed_a_worker,
+    job_message,
+    signal_message,
+    watch_messages,
+)
 from gql.jobs.broker import JobBroker
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobRepository
@@ -73,12 +82,22 @@ class PostgresFeed:
     def publish(self, job: ExportJob) -> None:
         self._broker.publish(job)
         self._send(job_message(self._origin, job, max_bytes=MAX_PAYLOAD_BYTES))
+        if self._events is not None and freed_a_worker(job):
+            self._events.on_worker_freed()
 
     def wake_follower(self, job_id: str, reported_run: str | None) -> None:
         self._send(signal_message(self._origin, "wake", job_id, reported_run))
 
     def announce_available(self) -> None:
         self._send(signal_message(self._origin, "available"))
+
+    def announce_watching(
+        self, job_ids: Sequence[str], user_ids: Sequence[str], *, first: bool
+    ) -> None:
+        for message in watch_messages(
+            self._origin, job_ids, user_ids, first=first, max_bytes=MAX_PAYLOAD_BYTES
+        ):
+            self._send(message)
 
     def _send(self, payload: str) -> None:
         self._outbox.append(payload)
@@ -211,11 +230,15 @@ class PostgresFeed:
         events = self._events
         assert events is not None
         if message.kind == "job":
+            if message.freed:
+                events.on_worker_freed()
             self._on_job(message, events)
         elif message.kind == "wake" and message.job_id is not None:
             events.on_wake(message.job_id, message.reported_run)
         elif message.kind == "available":
             events.on_available()
+        elif message.kind == "watch":
+            events.on_watching(message.watched_jobs, message.watching_users, first=message.first)
 
     def _on_job(self, message: FeedMessage, events: FeedEvents) -> None:
         job_id, user_id = message.job_id, message.user_id

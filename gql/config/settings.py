@@ -35,10 +35,36 @@ class Settings(BaseSettings):
 
     runpod_endpoint_url: str | None = None
     runpod_api_key: str | None = None
+    # Watched jobs are polled this often; jobs nobody watches every
+    # POLL_INTERVAL_UNWATCHED_S (RunPod's webhook ends them at once when it can
+    # reach PUBLIC_URL).
     poll_interval_s: float = Field(default=1.0, gt=0)
-    # Most concurrent RunPod requests the tracker makes at once.
+    poll_interval_unwatched_s: float = Field(default=10.0, gt=0)
+    # Most concurrent RunPod requests this process makes at once (its connection pool).
     runpod_max_concurrency: int = Field(default=50, ge=1)
     runpod_retry_attempts: int = Field(default=4, ge=1)
+    # RunPod's limits per endpoint, for the whole cluster (its "rate limits"
+    # table): requests per RUNPOD_RATE_WINDOW_S and requests in flight, per route.
+    # Each process spends its share, less RUNPOD_BUDGET_MARGIN. Raise them when
+    # RunPod raises an endpoint's limits.
+    runpod_run_rate: int = Field(default=1000, ge=1)
+    runpod_run_concurrency: int = Field(default=200, ge=1)
+    runpod_status_rate: int = Field(default=2000, ge=1)
+    runpod_status_concurrency: int = Field(default=400, ge=1)
+    runpod_cancel_rate: int = Field(default=100, ge=1)
+    runpod_cancel_concurrency: int = Field(default=20, ge=1)
+    runpod_rate_window_s: float = Field(default=10.0, gt=0)
+    runpod_budget_margin: float = Field(default=0.1, ge=0, lt=1)
+    # One process asks RunPod's /health this often, for the whole cluster.
+    runpod_health_interval_s: float = Field(default=3.0, gt=0)
+    # Each /run's execution policy (see gql/tracking/policy.py): the execution
+    # timeout grows with the seconds of video an export processes, between a
+    # floor and a ceiling; the TTL covers time in RunPod's queue too.
+    runpod_execution_timeout_base_s: float = Field(default=60.0, ge=0)
+    runpod_execution_s_per_input_s: float = Field(default=4.0, ge=0)
+    runpod_execution_timeout_min_s: float = Field(default=60.0, ge=5)
+    runpod_execution_timeout_max_s: float = Field(default=3600.0, ge=5, le=7 * 24 * 3600)
+    runpod_job_ttl_s: float = Field(default=24 * 3600.0, ge=10, le=7 * 24 * 3600)
     # How long a process's registration, and with it its claim on the jobs it
     # follows, lasts unless renewed (a quarter of it apart); a dead process's jobs
     # are taken over once it runs out.
@@ -164,6 +190,16 @@ class Settings(BaseSettings):
                 f"R2 settings incomplete: missing {', '.join(missing)} "
                 f"(given: {', '.join(present)}); set all four R2_* variables, "
                 "or none for local storage"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _timeout_bounds(self) -> Settings:
+        if self.runpod_execution_timeout_min_s > self.runpod_execution_timeout_max_s:
+            raise ValueError(
+                "RUNPOD_EXECUTION_TIMEOUT_MIN_S must not be over RUNPOD_EXECUTION_TIMEOUT_MAX_S "
+                f"({self.runpod_execution_timeout_min_s:g} > "
+                f"{self.runpod_execution_timeout_max_s:g})"
             )
         return self
 

@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from clients.runpod import RunPodClient, RunPodError
 from clients.storage import InvalidKey, LocalStorage
 from gql.db.database import Database
 from gql.http.runpod_webhook import WEBHOOK_PATH, runpod_webhook
 from gql.observability import metrics
 from gql.runtime import runtime_of
+from gql.tracking.tracker import JobTracker
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ async def healthz(request: Request) -> JSONResponse:
         "tracker": {"ok": tracker.running, "following": tracker.followed_count},
         "feed": runtime.feed.health(),
         "leases": runtime.coordinator.health(),
-        "runpod": await _runpod_check(runtime.runpod),
+        "runpod": _runpod_check(tracker),
     }
     healthy = all(check["ok"] for check in checks.values())
     hub = runtime.hub
@@ -64,9 +64,16 @@ async def healthz(request: Request) -> JSONResponse:
         "subscription_groups": hub.group_count,
         "subscribers": hub.subscriber_count,
         "tasks": len(asyncio.all_tasks()),
+        "jobs_watched": tracker.watched_count,
     }
+    budget = tracker.budget.health() if tracker.budget is not None else {}
     return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks, "load": load},
+        {
+            "status": "ok" if healthy else "unavailable",
+            "checks": checks,
+            "load": load,
+            "runpod_budget": budget,
+        },
         status_code=200 if healthy else 503,
     )
 
@@ -89,12 +96,8 @@ async def _database_check(database: Database) -> dict[str, Any]:
     return {"ok": True, "dialect": database.dialect}
 
 
-async def _runpod_check(runpod: RunPodClient | None) -> dict[str, Any]:
-    if runpod is None:
+def _runpod_check(tracker: JobTracker) -> dict[str, Any]:
+    """RunPod's /health as the cluster last read it (one process asks every few seconds)."""
+    if tracker.health is None:
         return {"ok": True, "configured": False}
-    try:
-        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
-            health = await runpod.health()
-    except (RunPodError, TimeoutError) as error:
-        return {"ok": False, "configured": True, "error": str(error) or "timed out"}
-    return {"ok": True, "configured": True, "workers": health.get("workers")}
+    return tracker.health.health()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobFilter
@@ -65,21 +65,32 @@ class JobWatch:
             self._broker._remove(self)
 
 
+FirstWatch = Callable[[str | None, str | None], None]
+"""Told (job id, None) or (None, user id) when a first subscriber of either arrives."""
+
+
 class JobBroker:
     def __init__(self) -> None:
         self._by_job: dict[str, set[JobWatch]] = defaultdict(set)
         self._by_user: dict[str, set[JobWatch]] = defaultdict(set)
         self._job_of: dict[JobWatch, str] = {}
+        self.on_first_watch: FirstWatch | None = None
 
     def watch_job(self, user_id: str, job_id: str) -> JobWatch:
         watch = JobWatch(self, user_id, None)
+        first = job_id not in self._by_job
         self._by_job[job_id].add(watch)
         self._job_of[watch] = job_id
+        if first and self.on_first_watch is not None:
+            self.on_first_watch(job_id, None)
         return watch
 
     def watch_user(self, user_id: str, job_filter: JobFilter) -> JobWatch:
         watch = JobWatch(self, user_id, job_filter)
+        first = user_id not in self._by_user
         self._by_user[user_id].add(watch)
+        if first and self.on_first_watch is not None:
+            self.on_first_watch(None, user_id)
         return watch
 
     def publish(self, job: ExportJob) -> None:

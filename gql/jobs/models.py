@@ -159,6 +159,10 @@ class ExportJob:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    input_seconds: float | None = None
+    """Seconds of video the export processes (`gql.jobs.requests.input_seconds`)."""
+    execution_timeout_s: int | None = None
+    """The execution timeout its `/run` gave RunPod."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExportJob:
@@ -188,6 +192,8 @@ class ExportJob:
             updated_at=_required_time(row["updated_at"]),
             started_at=parse_time(row["started_at"]),
             completed_at=parse_time(row["completed_at"]),
+            input_seconds=row["input_seconds"],
+            execution_timeout_s=row["execution_timeout_s"],
         )
 
     def evolve(self, **changes: Any) -> ExportJob:
@@ -243,8 +249,9 @@ class ExportJob:
 MAX_MESSAGE_CHARS = 2000
 
 
-def change_from_runpod(observed: RunPodJob) -> Change:
-    """Map one RunPod `/status` answer onto our state machine."""
+def change_from_runpod(observed: RunPodJob, *, execution_timeout_s: int | None = None) -> Change:
+    """Map one RunPod `/status` answer onto our state machine; `execution_timeout_s`
+    is the limit the job's `/run` set, named when it ran past it."""
     status = RUNPOD_STATUS_MAP[observed.status]
     output = observed.output if isinstance(observed.output, Mapping) else None
     if observed.status is RunPodStatus.IN_PROGRESS:
@@ -258,12 +265,23 @@ def change_from_runpod(observed: RunPodJob) -> Change:
     if observed.status is RunPodStatus.COMPLETED:
         return Change(status=status, message="Export complete", result=output)
     if observed.status is RunPodStatus.TIMED_OUT:
-        return Change(status=status, error="The export timed out on RunPod")
+        return Change(status=status, error=timed_out_message(observed, execution_timeout_s))
     if observed.status is RunPodStatus.FAILED:
         return Change(status=status, error=runpod_error_message(observed.error))
     if observed.status is RunPodStatus.CANCELLED:
         return Change(status=status, message="Cancelled on RunPod")
     return Change(status=status)
+
+
+def timed_out_message(observed: RunPodJob, execution_timeout_s: int | None) -> str:
+    """Why RunPod stopped a job: it ran too long, or waited too long to start."""
+    if observed.execution_time_ms:
+        limit = f" ({execution_timeout_s} s)" if execution_timeout_s else ""
+        return f"The export timed out on RunPod: it ran past its execution timeout{limit}"
+    return (
+        "The export timed out on RunPod: it waited in the queue past its time to live "
+        "without a worker taking it"
+    )
 
 
 def runpod_error_message(error: str | None, limit: int = 500) -> str:

@@ -80,6 +80,7 @@ def row_values(job: ExportJob) -> dict[str, Any]:
         "idempotency_key": job.idempotency_key,
         "retry_of": job.retry_of,
         "created_at": format_time(job.created_at),
+        "input_seconds": job.input_seconds,
     }
 
 
@@ -99,6 +100,7 @@ def _changeable_values(job: ExportJob, version: int) -> dict[str, Any]:
         "updated_at": format_time(job.updated_at),
         "started_at": format_time(job.started_at),
         "completed_at": format_time(job.completed_at),
+        "execution_timeout_s": job.execution_timeout_s,
         "version": version,
     }
 

@@ -40,6 +40,14 @@ class ExportRequest:
     idempotency_key: str | None
 
 
+def input_seconds(request: ExportRequest, input_duration_s: float | None) -> float | None:
+    """Seconds of video the export processes: its clips' total (annotate), or its
+    input's whole length (framing and overlay render all of it); None when unknown."""
+    if request.kind is ExportKind.ANNOTATE:
+        return sum(float(c["endTime"]) - float(c["startTime"]) for c in request.params["clips"])
+    return input_duration_s
+
+
 def validated(request: ExportRequest) -> ExportRequest:
     """Return the request unchanged, or raise ExportError listing every problem."""
     checks = {

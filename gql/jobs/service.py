@@ -19,7 +19,7 @@ from gql.jobs.errors import ErrorCode, ExportError, FieldError
 from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus
 from gql.jobs.quotas import StartQuota, refusal
 from gql.jobs.repository import Cursor, JobFilter, JobRepository
-from gql.jobs.requests import ExportRequest, validated
+from gql.jobs.requests import ExportRequest, input_seconds, validated
 from gql.jobs.transitions import JobTransitions
 
 logger = logging.getLogger(__name__)
@@ -167,6 +167,13 @@ class JobService:
     ) -> ExportJob:
         now = utcnow()
         job_id = str(uuid.uuid4())
+        # Annotate exports process their clips, whatever the game video's length.
+        length = (
+            None
+            if request.kind is ExportKind.ANNOTATE
+            else await self._assets.duration_of(input_key)
+        )
+        seconds = input_seconds(request, length)
         job = ExportJob(
             id=job_id,
             user_id=user_id,
@@ -193,6 +200,7 @@ class JobService:
             updated_at=now,
             started_at=None,
             completed_at=None,
+            input_seconds=seconds,
         )
         stored = await self._record(job, request)
         if stored.id != job.id:
@@ -260,7 +268,7 @@ class JobService:
                     ("input", "projectId"),
                 )
             return raw_clip_key(project.source_filename)
-        working = await self._assets.newest_working_video(project.id)
+        working = project.working_filename
         if working is None:
             raise ExportError.single(
                 ErrorCode.NO_WORKING_VIDEO,

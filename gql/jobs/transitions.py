@@ -86,3 +86,8 @@ class JobTransitions:
         if job.kind is ExportKind.FRAMING and job.project_id is not None:
             filename = PurePosixPath(job.output_key).name
             await self._assets.add_working_video(job.project_id, filename)
+        # The lengths the worker measured: the next export of either video knows it.
+        for key, field in ((job.input_key, "input_duration_s"), (job.output_key, "duration_s")):
+            seconds = (job.result or {}).get(field)
+            if isinstance(seconds, int | float) and seconds > 0:
+                await self._assets.record_duration(key, float(seconds))

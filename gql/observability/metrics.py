@@ -87,6 +87,47 @@ JOB_TRANSITIONS = Counter(
     ["kind", "status"],
 )
 WEBHOOKS = Counter("export_gql_webhooks", "RunPod webhook calls received, by outcome.", ["outcome"])
+JOBS_WATCHED = Gauge(
+    "export_gql_jobs_watched",
+    "Jobs this process follows that a subscriber somewhere watches.",
+    multiprocess_mode="livesum",
+)
+RUNPOD_BUDGET_LIMIT = Gauge(
+    "export_gql_runpod_budget_limit",
+    "Requests per second this process may send to a RunPod route (its share of the budget).",
+    ["route"],
+    multiprocess_mode="livesum",
+)
+RUNPOD_BUDGET_RATE = Gauge(
+    "export_gql_runpod_budget_rate",
+    "Requests per second this process allows itself now; below the limit after a 429.",
+    ["route"],
+    multiprocess_mode="livesum",
+)
+RUNPOD_BUDGET_WAITING = Gauge(
+    "export_gql_runpod_budget_waiting",
+    "Requests waiting for the route's budget (nonzero: the budget binds).",
+    ["route"],
+    multiprocess_mode="livesum",
+)
+RUNPOD_BUDGET_WAIT_SECONDS = Histogram(
+    "export_gql_runpod_budget_wait_seconds",
+    "How long requests waited for the route's budget, by priority.",
+    ["route", "priority"],
+    buckets=_LATENCY_BUCKETS,
+)
+RUNPOD_ENDPOINT_JOBS = Gauge(
+    "export_gql_runpod_endpoint_jobs",
+    "Jobs RunPod's /health counts on the endpoint (all its clients'), by state.",
+    ["state"],
+    multiprocess_mode="livemax",
+)
+RUNPOD_ENDPOINT_WORKERS = Gauge(
+    "export_gql_runpod_endpoint_workers",
+    "The endpoint's workers as RunPod's /health counts them, by state.",
+    ["state"],
+    multiprocess_mode="livemax",
+)
 
 
 class GaugeSampler:

@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 
-from clients.runpod import RunPodError, RunPodUnavailable
+from clients.runpod import RunPodError, RunPodThrottled, RunPodUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ class EndpointCircuit:
         probe = await self._admit()
         try:
             yield
+        except RunPodThrottled:
+            self._answered()  # RunPod is there; the budget handles its limit
+            raise
         except RunPodUnavailable:
             self._failed(probe=probe)
             raise

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from clients.runpod import RunPodJob, RunPodJobNotFound, RunPodStatus
-from gql.jobs.models import ExportJob, ExportStatus, change_from_runpod
+from gql.jobs.models import ExportJob, ExportStatus
+from gql.tracking.budget import Priority
 from gql.tracking.steps import RunPodSteps
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ async def _settle_duplicate(steps: RunPodSteps, job: ExportJob, duplicate: str) 
         extra={"action": "duplicate_detected", **extra},
     )
     try:
-        observed = await steps.request(lambda: steps.runpod.status(duplicate))
+        observed = await steps.request(
+            lambda: steps.runpod.status(duplicate, priority=Priority.URGENT)
+        )
     except RunPodJobNotFound:
         logger.warning(
             "duplicate RunPod job is unknown to the endpoint",
@@ -44,7 +47,7 @@ async def _settle_duplicate(steps: RunPodSteps, job: ExportJob, duplicate: str) 
     if job.runpod_id is None and not job.is_terminal and (usable or _completed(observed)):
         # A `/run` whose answer was lost: follow that run rather than submit again.
         job = await steps.transitions.apply(
-            job, change_from_runpod(observed), runpod_id=duplicate, next_attempt_at=None
+            job, steps.change(job, observed), runpod_id=duplicate, next_attempt_at=None
         )
         if job.status is ExportStatus.CANCELLED:
             # Cancelled meanwhile, while no run was known: RunPod must drop this one.
@@ -65,7 +68,7 @@ async def _settle_duplicate(steps: RunPodSteps, job: ExportJob, duplicate: str) 
         # It finished first, on the same input and output key: its result is this
         # export's, and the run being followed is the one left to stop.
         superseded = job.runpod_id
-        job = await steps.transitions.apply(job, change_from_runpod(observed), runpod_id=duplicate)
+        job = await steps.transitions.apply(job, steps.change(job, observed), runpod_id=duplicate)
         if superseded is not None:
             await steps.cancel_on_runpod(superseded)
         logger.warning(

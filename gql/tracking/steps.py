@@ -1,9 +1,11 @@
 """The steps a follower takes on RunPod: submit a job, poll it, cancel it.
 
-Each step makes its RunPod requests through one gate (the endpoint's circuit
-breaker and a cap on concurrent requests) and writes what it learnt through
-`JobTransitions`. A step raises `RunPodUnavailable` or `RunPodRejected` when it
-could not finish; the follower backs off and takes it again.
+Each step's requests pass the endpoint's circuit breaker and a cap on this
+process's requests in flight, then wait their turn in RunPod's budget (the
+client's gate, `gql.tracking.budget`), and the step writes what it learnt
+through `JobTransitions`. A step raises `RunPodUnavailable` or `RunPodRejected`
+when it could not finish; the follower backs off and takes it again, or at
+once after `RunPodThrottled` (the budget paces that retry).
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from clients.runpod import (
     RunPodJob,
     RunPodJobNotFound,
     RunPodRejected,
+    RunPodThrottled,
     RunPodUnavailable,
 )
 from gql.clock import utcnow
 from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod
 from gql.jobs.transitions import JobTransitions
+from gql.tracking.budget import Priority
 from gql.tracking.circuit import EndpointCircuit, backoff
+from gql.tracking.policy import ExecutionPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +50,11 @@ class RunPodSteps:
         webhook_base_url: str | None,
         max_concurrency: int,
         circuit: EndpointCircuit,
+        policy: ExecutionPolicy,
     ) -> None:
         self.runpod = runpod
         self.transitions = transitions
+        self._policy = policy
         self._interval = poll_interval_s
         self._webhook_base_url = webhook_base_url
         self._requests = asyncio.Semaphore(max_concurrency)
@@ -61,14 +68,29 @@ class RunPodSteps:
             return job, (job.next_attempt_at - now).total_seconds()
         attempts = job.attempts + 1
         wait = backoff(attempts, base=1.0, cap=SUBMIT_BACKOFF_MAX_S)
+        policy = self._policy.for_job(job)
         # Counted before the call, so an attempt lost to a crash still counts.
         job = await self.transitions.apply(
-            job, attempts=attempts, next_attempt_at=now + timedelta(seconds=wait)
+            job,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=wait),
+            execution_timeout_s=policy["executionTimeout"] // 1000,
         )
         try:
             accepted = await self.request(
-                lambda: self.runpod.run(payload(job), webhook=self._webhook_url(job))
+                lambda: self.runpod.run(
+                    payload(job),
+                    webhook=self._webhook_url(job),
+                    policy=policy,
+                    priority=Priority.URGENT,
+                    # A burst of starts goes out in the order it came in.
+                    order=job.created_at.timestamp(),
+                )
             )
+        except RunPodThrottled:
+            # Early, not failed: back in line for /run's budget at once (the stored
+            # backoff is only for a process that takes the job over).
+            return job.evolve(next_attempt_at=None), 0.0
         except RunPodUnavailable as error:
             logger.warning(
                 "runpod submission failed; will retry",
@@ -87,7 +109,10 @@ class RunPodSteps:
             )
             return job, 0.0
         job = await self.transitions.apply(
-            job, change_from_runpod(accepted), runpod_id=accepted.id, next_attempt_at=None
+            job,
+            self.change(job, accepted),
+            runpod_id=accepted.id,
+            next_attempt_at=None,
         )
         if job.status is ExportStatus.CANCELLED:
             # Cancelled while the submission was in flight: RunPod must drop it too.
@@ -98,17 +123,17 @@ class RunPodSteps:
         )
         return job, self._interval
 
-    async def poll(self, job: ExportJob) -> ExportJob:
+    async def poll(self, job: ExportJob, priority: Priority = Priority.URGENT) -> ExportJob:
         """Ask `/status` and write the change; a job RunPod forgot ends in ERROR."""
         assert job.runpod_id is not None
         runpod_id = job.runpod_id
         try:
-            observed = await self.request(lambda: self.runpod.status(runpod_id))
+            observed = await self.request(lambda: self.runpod.status(runpod_id, priority=priority))
         except RunPodJobNotFound:
             return await self.transitions.apply(
                 job, Change(status=ExportStatus.ERROR, error=JOB_UNKNOWN_TO_ENDPOINT)
             )
-        return await self.transitions.apply(job, change_from_runpod(observed))
+        return await self.transitions.apply(job, self.change(job, observed))
 
     async def send_cancel(self, job: ExportJob) -> ExportJob:
         """Tell RunPod to drop a job cancelled here, then stop owing it that."""
@@ -118,7 +143,12 @@ class RunPodSteps:
 
     async def cancel_on_runpod(self, runpod_id: str) -> None:
         with contextlib.suppress(RunPodJobNotFound):
-            await self.request(lambda: self.runpod.cancel(runpod_id))
+            await self.request(lambda: self.runpod.cancel(runpod_id, priority=Priority.URGENT))
+
+    @staticmethod
+    def change(job: ExportJob, observed: RunPodJob) -> Change:
+        """What RunPod's answer about `job` changes."""
+        return change_from_runpod(observed, execution_timeout_s=job.execution_timeout_s)
 
     async def request(self, call: Callable[[], Awaitable[RunPodJob]]) -> RunPodJob:
         async with self._circuit.admitted(), self._requests:

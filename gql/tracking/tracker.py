@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from clients.runpod import RunPodClient, RunPodRejected, RunPodUnavailable
+from clients.runpod import RunPodRejected, RunPodThrottled, RunPodUnavailable
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobRepository
-from gql.jobs.transitions import JobTransitions
-from gql.tracking.circuit import CIRCUIT_MAX_S, EndpointCircuit, backoff
+from gql.observability import metrics
+from gql.tracking.budget import RequestBudget
+from gql.tracking.circuit import backoff
 from gql.tracking.duplicates import settle_duplicates
+from gql.tracking.endpoint_health import EndpointHealth
+from gql.tracking.schedule import PollSchedule
 from gql.tracking.steps import RunPodSteps
 from gql.tracking.wake_grid import Alarm, grid_for
 
@@ -33,29 +38,22 @@ class JobTracker:
     def __init__(
         self,
         repo: JobRepository,
-        transitions: JobTransitions,
-        runpod: RunPodClient | None,
+        steps: RunPodSteps | None,
         *,
-        poll_interval_s: float,
-        webhook_base_url: str | None = None,
-        max_concurrency: int = 50,
-        circuit: EndpointCircuit | None = None,
+        schedule: PollSchedule,
+        budget: RequestBudget | None = None,
+        health: EndpointHealth | None = None,
     ) -> None:
+        """`steps` is None when no RunPod endpoint is configured: nothing is followed."""
         self._repo = repo
-        self._interval = poll_interval_s
-        self._wake_grid_s = grid_for(poll_interval_s)
-        self._steps = (
-            None
-            if runpod is None
-            else RunPodSteps(
-                runpod,
-                transitions,
-                poll_interval_s=poll_interval_s,
-                webhook_base_url=webhook_base_url,
-                max_concurrency=max_concurrency,
-                circuit=circuit or EndpointCircuit(base_s=poll_interval_s, cap_s=CIRCUIT_MAX_S),
-            )
-        )
+        self._steps = steps
+        self.schedule = schedule
+        self.budget = budget
+        self.health = health
+        if health is not None:
+            health.on_start_possible(self.start_possible)
+        self._interval = schedule.interval_s
+        self._wake_grid_s = grid_for(schedule.interval_s)
         self._followers: dict[str, _Follower] = {}
         self._started = False
 
@@ -72,6 +70,12 @@ class JobTracker:
     def followed_count(self) -> int:
         return len(self._followers)
 
+    @property
+    def watched_count(self) -> int:
+        """Followed jobs someone watches."""
+        is_watched = self.schedule.is_watched
+        return sum(1 for follower in self._followers.values() if is_watched(follower.job))
+
     def follows(self, job_id: str) -> bool:
         follower = self._followers.get(job_id)
         return follower is not None and not follower.letting_go
@@ -86,10 +90,14 @@ class JobTracker:
 
     async def start(self) -> None:
         self._started = True
+        if self.health is not None:
+            await self.health.start()
 
     async def stop(self) -> None:
         """Let every follower finish its step (for a while), then stop the rest."""
         self._started = False
+        if self.health is not None:
+            await self.health.stop()
         tasks = [task for job_id in list(self._followers) if (task := self.let_go(job_id))]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
@@ -129,8 +137,52 @@ class JobTracker:
         if reported_run is not None:
             follower.reported_runs.add(reported_run)
         follower.stale = follower.stale or changed
+        follower.urgent = True
         follower.alarm.ring()
         return True
+
+    def watched_now(self, *, job_id: str | None = None, user_id: str | None = None) -> None:
+        """A first subscriber arrived for a job, or for all of a user's jobs: their
+        followers here ask RunPod at once, at the head of the line."""
+        if job_id is not None:
+            self.look_now(job_id, changed=False)
+        if user_id is not None:
+            for follower in list(self._followers.values()):
+                if follower.job.user_id == user_id:
+                    self.look_now(follower.job.id, changed=False)
+
+    def set_budget_share(self, share: float) -> None:
+        """This process's fraction of the cluster's RunPod budget."""
+        if self.budget is not None:
+            self.budget.set_share(share)
+
+    def worker_freed(self) -> None:
+        """A job that had a RunPod worker ended, here or elsewhere."""
+        if self.health is not None:
+            self.health.worker_freed()
+
+    def endpoint_gauges(self) -> dict[Any, Callable[[], float]]:
+        """The endpoint's figures as RunPod's /health last gave them, for `/metrics`."""
+        health = self.health
+        if health is None:
+            return {}
+
+        def figure(name: str) -> Callable[[], float]:
+            return lambda: getattr(health.figures, name, 0) if health.figures else 0
+
+        return {
+            metrics.RUNPOD_ENDPOINT_JOBS.labels("in_queue"): figure("in_queue"),
+            metrics.RUNPOD_ENDPOINT_JOBS.labels("in_progress"): figure("in_progress"),
+            metrics.RUNPOD_ENDPOINT_WORKERS.labels("idle"): figure("workers_idle"),
+            metrics.RUNPOD_ENDPOINT_WORKERS.labels("running"): figure("workers_running"),
+            metrics.RUNPOD_ENDPOINT_WORKERS.labels("initializing"): figure("workers_initializing"),
+        }
+
+    def start_possible(self) -> None:
+        """Queued jobs can start again: watched ones waiting for a worker look now."""
+        for follower in list(self._followers.values()):
+            if follower.gated and self.schedule.is_watched(follower.job):
+                follower.alarm.ring()
 
     def let_go(self, job_id: str) -> asyncio.Task[None] | None:
         """Stop following the job once its current step is done; returns the task
@@ -180,11 +232,20 @@ class JobTracker:
                     job, delay = await steps.submit(job)
                 else:
                     polled_at = asyncio.get_running_loop().time()
-                    job = await steps.poll(job)
-                    # One poll per interval, however long this one took.
+                    priority = self.schedule.priority(job, rung=follower.urgent)
+                    follower.urgent = False
+                    job = await steps.poll(job, priority)
+                    # One poll per interval, however long this one took (waiting
+                    # for the budget included).
                     elapsed = asyncio.get_running_loop().time() - polled_at
-                    delay = max(0.0, self._interval - elapsed)
+                    interval, follower.gated = self.schedule.next_poll_in(job)
+                    delay = max(0.0, interval - elapsed)
                 failures = 0
+            except RunPodThrottled:
+                # RunPod's limit: the budget has slowed the route down and paces
+                # the retry, which goes back in line at once.
+                follower.urgent = True
+                delay = 0.0
             except (RunPodUnavailable, RunPodRejected) as error:
                 failures += 1
                 delay = backoff(failures, base=self._interval, cap=POLL_BACKOFF_MAX_S)
@@ -207,7 +268,7 @@ class JobTracker:
 class _Follower:
     """One followed job: its latest known state, and what its task is asked to do."""
 
-    __slots__ = ("alarm", "job", "letting_go", "reported_runs", "stale", "task")
+    __slots__ = ("alarm", "gated", "job", "letting_go", "reported_runs", "stale", "task", "urgent")
 
     def __init__(self, job: ExportJob, alarm: Alarm) -> None:
         self.job = job
@@ -219,6 +280,10 @@ class _Follower:
         self.letting_go = False
         # The row changed elsewhere: read it again before the next step.
         self.stale = False
+        # Someone waits on the next poll (a webhook, a first subscriber): first in line.
+        self.urgent = False
+        # Queued, sleeping until a worker frees.
+        self.gated = False
 
     @property
     def done(self) -> bool:

@@ -250,7 +250,16 @@ async def test_cancel_before_runpod_accepts_the_job_leaves_no_job_running_there(
     ("outcome", "expected_error"),
     [
         ("forget", JOB_UNKNOWN_TO_ENDPOINT),
-        ("TIMED_OUT", "The export timed out on RunPod"),
+        (
+            "TIMED_OUT",
+            "The export timed out on RunPod: it waited in the queue past its time to live "
+            "without a worker taking it",
+        ),
+        (
+            "TIMED_OUT after running",
+            # The seeded video's length is unknown: the ceiling was the job's timeout.
+            "The export timed out on RunPod: it ran past its execution timeout (3600 s)",
+        ),
         ("FAILED", "input video is unreadable"),
     ],
 )
@@ -273,6 +282,10 @@ async def test_runpod_failures_end_the_job_in_error_with_a_clear_message(
             "error_traceback": 'Traceback (most recent call last):\n  File "handler.py"',
         }
         runpod.control.fail(runpod_id, json.dumps(sdk_error))
+    elif outcome == "TIMED_OUT after running":
+        runpod.control.progress(runpod_id, 30)
+        await wait_for_status(client, job_id, "PROCESSING")
+        runpod.control.set_job(runpod_id, "TIMED_OUT")
     else:
         runpod.control.set_job(runpod_id, "TIMED_OUT")
     final = await wait_for_status(client, job_id, "ERROR")
@@ -313,15 +326,21 @@ async def test_framing_output_becomes_the_working_video_of_the_next_overlay(
 
 
 async def test_healthz_reports_each_dependency(
-    api: RunningApp, runpod: RunningRunPodServer
+    start_api: StartApi, runpod: RunningRunPodServer
 ) -> None:
+    # RunPod's /health is read for the cluster once per interval, not per probe.
+    api = start_api(runpod_health_interval_s=0.2)
     async with httpx.AsyncClient() as http:
         healthy = await http.get(f"{api.url}/healthz")
         assert healthy.status_code == 200
         checks = healthy.json()["checks"]
         assert checks["database"]["ok"] and checks["tracker"]["ok"] and checks["runpod"]["ok"]
         runpod.control.set_down("503")
-        degraded = await http.get(f"{api.url}/healthz")
-        assert degraded.status_code == 503
-        assert degraded.json()["checks"]["runpod"]["ok"] is False
-        assert degraded.json()["checks"]["database"]["ok"] is True
+
+        async def degraded() -> httpx.Response | None:
+            answer = await http.get(f"{api.url}/healthz")
+            return answer if answer.status_code == 503 else None
+
+        answer = await eventually(degraded)
+        assert answer.json()["checks"]["runpod"]["ok"] is False
+        assert answer.json()["checks"]["database"]["ok"] is True

@@ -2,14 +2,17 @@
 
 `/v2/{endpoint_id}/...` follows RunPod's public operation reference; `/_control/...`
 is what `tests.servers.runpod_control.RunPodControl` drives. A thin ASGI layer in
-front counts every /v2 request and applies injected faults before routing; the
-next one answers the two requests benches make thousands of times a second.
+front counts every /v2 request, applies the rate limits (429 with Retry-After past
+a route's window or concurrency cap, when limits are on) and then injected faults,
+before routing; the next one answers the two requests benches make thousands of
+times a second, so both sit in front of that fast path too.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at
 # import time, and they name dependencies local to the router factories.
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast, get_args
@@ -20,16 +23,20 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clients.storage import StorageConfig, open_storage
+from tests.servers.runpod_limits import RouteGate
 from tests.servers.runpod_models import (
     Behaviour,
+    BusiestWindow,
     DownMode,
     Fault,
     JobPatch,
     JobView,
+    Limits,
     RequestCounts,
     Route,
     RunRecord,
     WebhookDelivery,
+    WorkerPool,
 )
 from tests.servers.runpod_state import FakeEndpoint, FakeJob
 
@@ -143,8 +150,26 @@ def _control_router(endpoint: FakeEndpoint) -> APIRouter:
 
     @router.put("/behaviour")
     async def set_behaviour(behaviour: Behaviour) -> Behaviour:
-        endpoint.behaviour = behaviour
+        endpoint.set_behaviour(behaviour)
         return behaviour
+
+    @router.get("/limits")
+    async def limits() -> Limits:
+        return endpoint.limits
+
+    @router.put("/limits")
+    async def set_limits(limits: Limits) -> Limits:
+        endpoint.set_limits(limits)
+        return limits
+
+    @router.get("/workers")
+    async def workers() -> WorkerPool:
+        return WorkerPool(workers=endpoint.workers)
+
+    @router.put("/workers")
+    async def set_workers(pool: WorkerPool) -> WorkerPool:
+        endpoint.set_workers(pool.workers)
+        return pool
 
     @router.get("/faults")
     async def faults() -> list[Fault]:
@@ -172,11 +197,18 @@ def _control_router(endpoint: FakeEndpoint) -> APIRouter:
 
     @router.get("/counts")
     async def counts() -> RequestCounts:
-        return endpoint.counts
+        return endpoint.request_counts()
 
     @router.delete("/counts")
     async def reset_counts() -> None:
-        endpoint.counts = RequestCounts()
+        endpoint.reset_counts()
+
+    @router.get("/busiest")
+    async def busiest(route: Route, window_s: float = 10.0) -> BusiestWindow:
+        if window_s <= 0:
+            raise HTTPException(400, "window_s must be positive")
+        requests = endpoint.busiest_window(route, window_s)
+        return BusiestWindow(route=route, window_s=window_s, requests=requests)
 
     @router.get("/runs")
     async def runs() -> list[RunRecord]:
@@ -186,7 +218,8 @@ def _control_router(endpoint: FakeEndpoint) -> APIRouter:
 
 
 class _FaultLayer:
-    """Counts every /v2 request, then answers it badly when a fault or `down` says so."""
+    """Counts every /v2 request, holds it to its route's rate limit, then answers it
+    badly when a fault or `down` says so."""
 
     def __init__(self, app: ASGIApp, endpoint: FakeEndpoint) -> None:
         self.app = app
@@ -198,7 +231,27 @@ class _FaultLayer:
             await self.app(scope, receive, send)
             return
         route = cast(Route, parts[2])
-        self.endpoint.count(route, parts[3] if len(parts) > 3 else None)
+        job_id = parts[3] if len(parts) > 3 else None
+        endpoint, now = self.endpoint, time.monotonic()
+        # With limits off, this check is all they cost.
+        gate = endpoint.gates.get(route) if endpoint.gates else None
+        if gate is not None:
+            wait = gate.admit(now)
+            if wait is not None:
+                endpoint.count_throttled(route, job_id)
+                await _throttled(gate, wait)(scope, receive, send)
+                return
+        endpoint.count(route, job_id, now)
+        try:  # an admitted request holds its slot until answered, however that goes
+            if endpoint.down or endpoint.faults:
+                await self._faulty(route, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            if gate is not None:
+                gate.release()
+
+    async def _faulty(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
         # While down, queued faults wait: they apply once the server is back up.
         fault = None if self.endpoint.down else self.endpoint.take_fault(route)
         kind = self.endpoint.down or (fault.kind if fault else None)
@@ -218,6 +271,11 @@ class _FaultLayer:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _throttled(gate: RouteGate, wait: float) -> JSONResponse:
+    message, retry_after = gate.refusal(wait)
+    return JSONResponse({"error": message}, 429, {"Retry-After": str(retry_after)})
 
 
 class _HotRoutes:
@@ -304,11 +362,17 @@ def create_app(
     api_key: str | None = None,
     behaviour: Behaviour | None = None,
     storage: StorageConfig | None = None,
+    limits: Limits | None = None,
+    workers: int | None = None,
 ) -> ASGIApp:
-    """The fake endpoint as an ASGI app; `storage` receives scripted jobs' outputs."""
+    """The fake endpoint as an ASGI app; `storage` receives scripted jobs' outputs,
+    `limits` are the rate limits (none by default), `workers` the size of the pool
+    scripted jobs run on (None: as many as there are jobs)."""
     endpoint = FakeEndpoint(
         behaviour=behaviour or Behaviour(),
         storage=open_storage(storage) if storage is not None else None,
+        limits=limits,
+        workers=workers,
     )
 
     @asynccontextmanager

@@ -16,15 +16,19 @@ from pydantic import TypeAdapter
 
 from tests.servers.runpod_models import (
     Behaviour,
+    BusiestWindow,
     DownMode,
     Fault,
     FaultKind,
     JobView,
+    Limits,
+    LimitsLike,
     Outcome,
     RequestCounts,
     Route,
     RunRecord,
     WebhookDelivery,
+    WorkerPool,
 )
 
 
@@ -74,7 +78,8 @@ class RunPodControl:
                 time.sleep(0.05)
 
     def reset(self) -> None:
-        """Drop jobs, faults, counters and webhook records; restore the start behaviour."""
+        """Drop jobs, faults, counters and webhook records; restore the start behaviour,
+        limits and worker pool."""
         self._call("POST", "/reset")
 
     # --- jobs ---
@@ -139,14 +144,47 @@ class RunPodControl:
         fail_at: int = 40,
         error: str = "export failed on the worker",
         steps: int | None = None,
+        queue_delay: float | None = None,
+        seconds_per_input_second: float | None = None,
+        noise: float = 0.0,
+        seed: int = 0,
     ) -> Behaviour:
-        """Applies to jobs submitted from now on."""
+        """Applies to jobs submitted from now on (see `Behaviour` for each field)."""
         behaviour = Behaviour(
-            mode=mode, step=step, outcome=outcome, fail_at=fail_at, error=error, steps=steps
+            mode=mode,
+            step=step,
+            outcome=outcome,
+            fail_at=fail_at,
+            error=error,
+            steps=steps,
+            queue_delay=queue_delay,
+            seconds_per_input_second=seconds_per_input_second,
+            noise=noise,
+            seed=seed,
         )
         return Behaviour.model_validate(
             self._call("PUT", "/behaviour", json=behaviour.model_dump())
         )
+
+    # --- the service's shape: rate limits and workers ---
+
+    def limits(self) -> Limits:
+        return Limits.model_validate(self._call("GET", "/limits"))
+
+    def set_limits(self, limits: LimitsLike) -> Limits:
+        """Rate limits from now on: "runpod" (RunPod's documented table), a `Limits`, a
+        {route: RouteLimit} mapping, or None (none at all). A route limited before and
+        after keeps counting its window and requests in flight."""
+        body = Limits.of(limits).model_dump(mode="json")
+        return Limits.model_validate(self._call("PUT", "/limits", json=body))
+
+    def workers(self) -> int | None:
+        return WorkerPool.model_validate(self._call("GET", "/workers")).workers
+
+    def set_workers(self, workers: int | None) -> None:
+        """Size of the worker pool scripted jobs run on (None: no pool, no waiting);
+        queued jobs that fit in a larger pool start at once."""
+        self._call("PUT", "/workers", json=WorkerPool(workers=workers).model_dump())
 
     # --- faults ---
 
@@ -190,10 +228,19 @@ class RunPodControl:
     # --- what the server received ---
 
     def counts(self) -> RequestCounts:
+        """Requests received, accepted and throttled, per route (and per job)."""
         return RequestCounts.model_validate(self._call("GET", "/counts"))
 
     def reset_counts(self) -> None:
+        """Zero the counts and the accepted requests' timeline (not the rate limits'
+        own windows)."""
         self._call("DELETE", "/counts")
+
+    def busiest_window(self, route: Route, window_s: float = 10.0) -> int:
+        """The most requests to `route` accepted in any trailing `window_s` since the
+        start or the last `reset_counts`, limits on or off."""
+        params = {"route": route, "window_s": window_s}
+        return BusiestWindow.model_validate(self._call("GET", "/busiest", params=params)).requests
 
     def runs(self) -> list[RunRecord]:
         """Every accepted /run request, oldest first."""

@@ -8,12 +8,20 @@ count requests and fire webhooks.
 Run it in this process with `RunningRunPodServer`, or as its own process::
 
     python -m tests.servers.runpod_fake --port 9000 [--api-key K] [--behaviour auto --step 0.1]
+        [--runpod-limits] [--limits JSON] [--workers N]
 
 With `--port 0` it picks a free port; its first line on stdout is always
 `listening on <endpoint url>`. The benches add `--bench`: no per-request access
 log and httptools, since the fake shares the machine's CPUs with the server under
 test and at thousands of /status calls a second its own logging would take a
 visible share of them.
+
+By default it has no rate limits and no worker pool (every scripted job runs at
+once). `--runpod-limits` applies RunPod's documented per-endpoint limits (429 past
+them), `--limits` a table of one's own (`Limits` JSON, over the preset when both
+are given), `--workers N` a pool of N workers scripted jobs queue for. All three
+can be changed while it runs (`RunPodControl.set_limits`, `set_workers`), and
+`reset()` restores what it was started with.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from starlette.types import ASGIApp
 from clients.storage import StorageConfig
 from tests.servers.runpod_app import create_app
 from tests.servers.runpod_control import RunPodControl
-from tests.servers.runpod_models import Behaviour
+from tests.servers.runpod_models import Behaviour, Limits, LimitsLike
 from tests.support.lifecycle import Service
 
 DEFAULT_ENDPOINT_ID = "test-endpoint"
@@ -73,10 +81,17 @@ class RunningRunPodServer(Service):
         behaviour: Behaviour | None = None,
         storage: StorageConfig | None = None,
         endpoint_id: str = DEFAULT_ENDPOINT_ID,
+        limits: LimitsLike = None,
+        workers: int | None = None,
     ) -> None:
-        self._server = _uvicorn(
-            create_app(api_key=api_key, behaviour=behaviour, storage=storage), "warning"
+        app = create_app(
+            api_key=api_key,
+            behaviour=behaviour,
+            storage=storage,
+            limits=Limits.of(limits),
+            workers=workers,
         )
+        self._server = _uvicorn(app, "warning")
         self._socket = _listen("127.0.0.1", 0)
         self.port: int = self._socket.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -106,10 +121,20 @@ class RunningRunPodServer(Service):
 
 class RunPodServerProcess(Service):
     """The fake as a child process. `kill` makes RunPod really unreachable (connection
-    refused, unlike `set_down`); `start` again reopens the same port with no jobs."""
+    refused, unlike `set_down`); `start` again reopens the same port with no jobs.
 
-    def __init__(self, *options: str, port: int = 0) -> None:
-        self._options = options
+    `options` are command-line flags (see `main`); `behaviour`, `limits` and `workers`
+    are turned into flags placed before them."""
+
+    def __init__(
+        self,
+        *options: str,
+        port: int = 0,
+        behaviour: Behaviour | None = None,
+        limits: LimitsLike = None,
+        workers: int | None = None,
+    ) -> None:
+        self._options = (*_flags(behaviour, limits, workers), *options)
         self.port = port
         self.url = self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
@@ -150,11 +175,43 @@ class RunPodServerProcess(Service):
             self.control.close()
 
 
+def _flags(behaviour: Behaviour | None, limits: LimitsLike, workers: int | None) -> list[str]:
+    flags: list[str] = []
+    if behaviour is not None:
+        flags += ["--behaviour-json", behaviour.model_dump_json()]
+    if limits == "runpod":
+        flags.append("--runpod-limits")
+    elif limits is not None:
+        flags += ["--limits", Limits.of(limits).model_dump_json()]
+    if workers is not None:
+        flags += ["--workers", str(workers)]
+    return flags
+
+
 StartRunPodServer = Callable[..., RunningRunPodServer]
 """The `start_runpod_server` fixture: keyword arguments of RunningRunPodServer."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    storage = StorageConfig.from_env() if args.storage_env else None
+    if args.storage_dir is not None:
+        storage = StorageConfig(local_dir=args.storage_dir)
+    sock = _listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    # The first line tells a parent process where to connect.
+    print(f"listening on http://{args.host}:{port}/v2/{args.endpoint_id}", flush=True)
+    app = create_app(
+        api_key=args.api_key,
+        behaviour=_behaviour(args),
+        storage=storage,
+        limits=_limits(args),
+        workers=args.workers,
+    )
+    _uvicorn(app, "warning" if args.bench else "info", bench=args.bench).run(sockets=[sock])
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.servers.runpod_fake")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
@@ -163,23 +220,49 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--behaviour", choices=["manual", "auto"], default="manual")
     parser.add_argument("--step", type=float, default=0.1)
     parser.add_argument("--outcome", choices=["COMPLETED", "FAILED", "TIMED_OUT"])
+    parser.add_argument("--steps", type=int, help="progress updates per scripted run")
+    parser.add_argument("--queue-delay", type=float, help="seconds queued before a worker")
+    parser.add_argument(
+        "--seconds-per-input-second", type=float, help="run length per input_seconds"
+    )
+    parser.add_argument("--noise", type=float, default=0.0, help="lognormal sigma of run lengths")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    parser.add_argument(
+        "--behaviour-json", help="a whole Behaviour as JSON (the flags above are then ignored)"
+    )
+    parser.add_argument(
+        "--runpod-limits", action="store_true", help="RunPod's documented rate limits"
+    )
+    parser.add_argument("--limits", help="rate limits as Limits JSON (over --runpod-limits)")
+    parser.add_argument("--workers", type=int, help="worker pool size (default: no pool)")
     parser.add_argument("--storage-dir", type=Path, help="store outputs in this folder")
     parser.add_argument("--storage-env", action="store_true", help="StorageConfig.from_env()")
     parser.add_argument(
         "--bench", action="store_true", help="no access log, httptools (for the benches)"
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    behaviour = Behaviour(mode=args.behaviour, step=args.step, outcome=args.outcome or "COMPLETED")
-    storage = StorageConfig.from_env() if args.storage_env else None
-    if args.storage_dir is not None:
-        storage = StorageConfig(local_dir=args.storage_dir)
-    sock = _listen(args.host, args.port)
-    port = sock.getsockname()[1]
-    # The first line tells a parent process where to connect.
-    print(f"listening on http://{args.host}:{port}/v2/{args.endpoint_id}", flush=True)
-    app = create_app(api_key=args.api_key, behaviour=behaviour, storage=storage)
-    _uvicorn(app, "warning" if args.bench else "info", bench=args.bench).run(sockets=[sock])
+
+def _behaviour(args: argparse.Namespace) -> Behaviour:
+    if args.behaviour_json is not None:
+        return Behaviour.model_validate_json(args.behaviour_json)
+    return Behaviour(
+        mode=args.behaviour,
+        step=args.step,
+        outcome=args.outcome or "COMPLETED",
+        steps=args.steps,
+        queue_delay=args.queue_delay,
+        seconds_per_input_second=args.seconds_per_input_second,
+        noise=args.noise,
+        seed=args.seed,
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    limits = Limits.of("runpod" if args.runpod_limits else None)
+    if args.limits is not None:
+        limits.routes.update(Limits.model_validate_json(args.limits).routes)
+    return limits
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""The shapes the fake RunPod server's control API speaks, shared by server and client."""
+"""The shapes the fake RunPod server's control API speaks, shared by server and client.
+
+`RUNPOD_LIMITS` is RunPod's documented per-endpoint rate limits table ("Send API
+requests" page of serverless endpoints), for `Limits.of("runpod")`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -37,6 +42,18 @@ class Behaviour(BaseModel):
     error: str = "export failed on the worker"
     steps: int | None = Field(default=None, ge=1)
     """Progress updates a run reports, evenly spaced up to 100 (PROGRESS_STEPS when None)."""
+    queue_delay: float | None = Field(default=None, ge=0)
+    """Seconds a job waits in the queue before it may take a worker (`step` when None)."""
+    seconds_per_input_second: float | None = Field(default=None, ge=0)
+    """When set, a job whose input has a numeric `input_seconds` runs (from leaving the
+    queue to COMPLETED) this many seconds per input second, split evenly over its
+    progress steps; other jobs run `step` per progress step."""
+    noise: float = Field(default=0.0, ge=0)
+    """Sigma of a lognormal factor (median 1) drawn per job, at submission, that
+    multiplies its run length; 0 leaves run lengths as they are."""
+    seed: int = 0
+    """Seed of the noise: setting a behaviour restarts its random sequence, so the
+    same submissions get the same run lengths."""
 
 
 class Fault(BaseModel):
@@ -82,8 +99,14 @@ class JobView(BaseModel):
     forgotten: bool = False
     status_json: dict[str, Any]
     webhook_json: dict[str, Any]
+    started_at: float | None = None
+    """Wall-clock time (time.time()) the job went IN_PROGRESS (or straight to a final
+    status other than CANCELLED by hand); None while it has not run."""
     finished_at: float | None = None
     """Wall-clock time (time.time()) the job reached a final status."""
+    run_seconds: float | None = None
+    """A scripted job's planned time IN_PROGRESS (noise included, the output's upload
+    not); None for a job submitted in manual mode."""
 
 
 class RunRecord(BaseModel):
@@ -96,17 +119,83 @@ class RunRecord(BaseModel):
 
 
 class RequestCounts(BaseModel):
-    """Requests received on /v2 routes, faulted ones included."""
+    """Requests received on /v2 routes, throttled and faulted ones included."""
 
     routes: dict[str, int] = Field(default_factory=dict)
     jobs: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Job id -> route (status, cancel) -> requests."""
+    accepted: dict[str, int] = Field(default_factory=dict)
+    """Route -> requests the rate limits let through (all of them while limits are off);
+    a fault may still have answered them badly."""
+    throttled: dict[str, int] = Field(default_factory=dict)
+    """Route -> requests the rate limits answered with 429 (injected 429s not included)."""
 
     def route(self, route: Route) -> int:
         return self.routes.get(route, 0)
 
     def job(self, job_id: str, route: Route = "status") -> int:
         return self.jobs.get(job_id, {}).get(route, 0)
+
+    def accepted_count(self, route: Route) -> int:
+        return self.accepted.get(route, 0)
+
+    def throttled_count(self, route: Route) -> int:
+        return self.throttled.get(route, 0)
+
+
+class RouteLimit(BaseModel):
+    """One route's rate limit; past it the fake answers 429 with a Retry-After."""
+
+    requests: int | None = Field(default=None, ge=1)
+    """Requests accepted in any trailing `window_s` (a sliding window); None: no cap."""
+    window_s: float = Field(default=10.0, gt=0)
+    concurrency: int | None = Field(default=None, ge=1)
+    """Requests of this route in flight at once; None: no cap."""
+
+
+class Limits(BaseModel):
+    """Rate limits per /v2 route; routes not named (and an empty table) are not limited."""
+
+    routes: dict[Route, RouteLimit] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, limits: LimitsLike) -> Limits:
+        """`limits` as a table: "runpod" is RunPod's documented one, None none at all."""
+        if limits is None:
+            return cls()
+        if limits == "runpod":
+            return RUNPOD_LIMITS.model_copy(deep=True)
+        if isinstance(limits, Limits):
+            return limits
+        return cls(routes=dict(limits))
+
+
+LimitsLike = Limits | Literal["runpod"] | Mapping[Route, RouteLimit] | None
+"""What the constructors and `RunPodControl.set_limits` accept for limits."""
+
+# Per endpoint. /status shares its limit with /stream, which the fake does not serve.
+RUNPOD_LIMITS = Limits(
+    routes={
+        "run": RouteLimit(requests=1000, window_s=10.0, concurrency=200),
+        "status": RouteLimit(requests=2000, window_s=10.0, concurrency=400),
+        "cancel": RouteLimit(requests=100, window_s=10.0, concurrency=20),
+        "purge-queue": RouteLimit(requests=2, window_s=10.0),
+    }
+)
+
+
+class WorkerPool(BaseModel):
+    """How many scripted jobs may be IN_PROGRESS at once; None: no limit."""
+
+    workers: int | None = Field(default=None, ge=0)
+
+
+class BusiestWindow(BaseModel):
+    """The most requests to `route` accepted in any trailing `window_s` so far."""
+
+    route: Route
+    window_s: float
+    requests: int
 
 
 class WebhookDelivery(BaseModel):
@@ -119,3 +208,5 @@ class WebhookDelivery(BaseModel):
     error: str | None = None
     seconds: float | None = None
     """How long the receiver took to answer."""
+    sent_at: float | None = None
+    """Wall-clock time (time.time()) the POST went out."""

@@ -16,14 +16,21 @@ from typing import Self
 import httpx
 
 from gql.config.settings import Settings
-from tests.support.app_server import NO_USER_LIMITS, free_port
+from tests.support.app_server import TEST_DEFAULTS, free_port
 from tests.support.cli import isolated_environ
 from tests.support.lifecycle import Service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-NO_USER_LIMITS_ENV = {name.upper(): str(limit) for name, limit in NO_USER_LIMITS.items()}
+TEST_DEFAULTS_ENV = {name.upper(): str(value) for name, value in TEST_DEFAULTS.items()}
+
+
+def with_test_defaults(env: dict[str, str]) -> dict[str, str]:
+    """The test defaults under `env`; unwatched jobs are polled as often as watched ones
+    unless `env` says otherwise (see `make_settings`)."""
+    unwatched = env.get("POLL_INTERVAL_S", "1.0")
+    return {**TEST_DEFAULTS_ENV, "POLL_INTERVAL_UNWATCHED_S": unwatched, **env}
 
 
 class ApiProcess(Service):
@@ -55,7 +62,7 @@ class ApiProcess(Service):
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gql.cli", "serve", "--port", str(self.port)],
                 cwd=PROJECT_ROOT,
-                env={**isolated_environ(), **NO_USER_LIMITS_ENV, **self.env},
+                env={**isolated_environ(), **with_test_defaults(self.env)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -29,6 +29,16 @@ NO_USER_LIMITS = {
     "max_starts_per_minute_per_user": 100_000,
     "max_connections_per_user": 100_000,
 }
+# Tests poll the RunPod stand-in up to twenty times faster than production's
+# interval, so its budget is scaled up the same way; those about the budget set
+# RunPod's own numbers.
+FAST_RUNPOD_BUDGET = {
+    "runpod_run_rate": 100_000,
+    "runpod_status_rate": 100_000,
+    "runpod_cancel_rate": 100_000,
+    "runpod_cancel_concurrency": 400,
+}
+TEST_DEFAULTS = {**NO_USER_LIMITS, **FAST_RUNPOD_BUDGET}
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -37,10 +47,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(**values: Any) -> Settings:
-    """Settings from the given values only: the machine's environment is ignored."""
+    """Settings from the given values only: the machine's environment is ignored.
+
+    Jobs nobody watches are polled as often as watched ones unless a test says
+    otherwise: most tests wait for a state through queries, not subscriptions."""
     values.setdefault("port", free_port())
     values.setdefault("poll_interval_s", 0.05)
-    return Settings.model_validate({**NO_USER_LIMITS, **values})
+    values.setdefault("poll_interval_unwatched_s", values["poll_interval_s"])
+    return Settings.model_validate({**TEST_DEFAULTS, **values})
 
 
 class RunningApp(Service):

@@ -33,6 +33,7 @@ def test_framing_output_is_the_interpolated_crop_scaled_to_the_requested_size(
     out, src = decode(run.path), decode(source_video)
     assert run.output == {
         "output_key": "exports/out.mp4",
+        "input_duration_s": SECONDS,
         "duration_s": SECONDS,
         "width": 192,
         "height": 108,

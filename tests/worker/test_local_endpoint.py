@@ -128,6 +128,7 @@ async def test_export_runs_queued_then_in_progress_with_progress_then_completed(
     assert final["status"] == "COMPLETED", final
     assert final["output"] == {
         "output_key": "exports/out.mp4",
+        "input_duration_s": 6.0,
         "duration_s": 6.0,
         "width": 640,
         "height": 360,

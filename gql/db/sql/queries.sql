@@ -17,13 +17,13 @@ INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
-    started_at, completed_at, lease_owner
+    started_at, completed_at, input_seconds, execution_timeout_s, lease_owner
 )
 SELECT
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
-    :started_at, :completed_at, :lease_owner
+    :started_at, :completed_at, :input_seconds, :execution_timeout_s, :lease_owner
 WHERE (
     SELECT COUNT(*) FROM export_jobs
     WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
@@ -130,18 +130,28 @@ UPDATE export_jobs SET
     status = :status, progress = :progress, message = :message, error = :error,
     runpod_job_id = :runpod_job_id, attempts = :attempts, next_attempt_at = :next_attempt_at,
     cancel_pending = :cancel_pending, result = :result, updated_at = :updated_at,
-    started_at = :started_at, completed_at = :completed_at, version = version + 1
+    started_at = :started_at, completed_at = :completed_at,
+    execution_timeout_s = :execution_timeout_s, version = version + 1
 WHERE id = :id AND version = :version
 RETURNING version;
 
+-- A project with its newest working video's filename, in one round trip.
 -- name: get_user_project
-SELECT * FROM projects WHERE id = :id AND user_id = :user_id;
+SELECT projects.*, (
+    SELECT filename FROM working_videos
+    WHERE project_id = projects.id ORDER BY version DESC LIMIT 1
+) AS working_filename
+FROM projects WHERE id = :id AND user_id = :user_id;
 
 -- name: get_user_game
 SELECT * FROM games WHERE id = :id AND user_id = :user_id;
 
 -- name: list_user_projects
-SELECT * FROM projects WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit;
+SELECT projects.*, (
+    SELECT filename FROM working_videos
+    WHERE project_id = projects.id ORDER BY version DESC LIMIT 1
+) AS working_filename
+FROM projects WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit;
 
 -- name: list_user_games
 SELECT * FROM games WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit;
@@ -171,3 +181,24 @@ SELECT * FROM projects WHERE user_id = :user_id AND name = :name ORDER BY id LIM
 
 -- name: find_user_game_by_name
 SELECT * FROM games WHERE user_id = :user_id AND name = :name ORDER BY id LIMIT 1;
+
+-- How long stored videos last, by storage key (null for those not known).
+-- name: media_duration
+SELECT seconds FROM media_durations WHERE storage_key = :storage_key;
+
+-- name: record_media_duration
+INSERT INTO media_durations (storage_key, seconds) VALUES (:storage_key, :seconds)
+ON CONFLICT (storage_key) DO UPDATE SET seconds = excluded.seconds;
+
+-- RunPod's /health, read by one process for the cluster (migration 0004): the
+-- process that claims the row asks RunPod and stores the answer.
+-- name: claim_health_check
+UPDATE runpod_health SET claimed_by = :process, claimed_until = {now} + :period
+WHERE id = 1 AND claimed_until <= {now}
+RETURNING id;
+
+-- name: save_health
+UPDATE runpod_health SET observed_at = {now}, body = :body, error = :error WHERE id = 1;
+
+-- name: latest_health
+SELECT observed_at, body, error, {now} AS now FROM runpod_health WHERE id = 1;
