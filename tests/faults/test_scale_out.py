@@ -26,6 +26,7 @@ import pytest
 from gql.clock import format_time, utcnow
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunPodServerProcess
+from tests.servers.runpod_models import RouteLimit
 from tests.support.api_process import PROJECT_ROOT, ApiProcess, StartServer
 from tests.support.app_server import free_port
 from tests.support.assets import SeededAssets, seed_assets
@@ -246,6 +247,30 @@ async def test_leases_spread_over_the_processes(
     owners = await eventually(shares)
     assert sum(owners.values()) == 100
     assert set(owners) == {await process_id(a), await process_id(b)}
+
+
+async def test_two_processes_share_runpods_budget_rather_than_each_spending_it(
+    start_cluster: StartCluster, control: RunPodControl
+) -> None:
+    # RunPod (the stand-in) allows 20 /status requests per 2 s; each process is told
+    # the same, and 12 jobs polled every 0.1 s ask for six times that.
+    control.set_limits({"status": RouteLimit(requests=20, window_s=2.0)})
+    limit = {"RUNPOD_STATUS_RATE": "20", "RUNPOD_RATE_WINDOW_S": "2"}
+    a, b = start_cluster(2, POLL_INTERVAL_S="0.1", POLL_INTERVAL_UNWATCHED_S="0.1", **limit)
+    assets = await seed_assets(a.settings, "local")
+    async with GraphQLHTTP(a.graphql_url) as client:
+        for _ in range(12):
+            await start_overlay(client, assets.project_id)
+
+    async def both_following() -> bool:
+        return all([(await leases_and_followers(server))[1] > 0 for server in (a, b)])
+
+    await eventually(both_following)
+    control.reset_counts()
+    await asyncio.sleep(6.0)  # three windows of the limit
+    counts = control.counts()
+    assert counts.throttled_count("status") == 0
+    assert 10 <= control.busiest_window("status", 2.0) <= 20  # the budget used, not more
 
 
 async def leases_and_followers(server: ApiProcess) -> tuple[int, int]:
