@@ -31,6 +31,8 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              on 150 workers, 60 watched, 60 cancelled: 429s, /status requests,
              progress seen, starts seen, COMPLETE pushes (one process, and two on
              BENCH_POSTGRES_URL; BENCH_BASELINE_ROOT adds an earlier checkout's API).
+- eta:       queue positions and estimates as subscribers receive them, against
+             when the stand-in really started and finished each export.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -57,7 +59,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BENCHES = ("polls", "push", "rss", "fanout", "mutations", "cpu", "jobs", "scale", "budget")
+BENCHES = (
+    "polls",
+    "push",
+    "rss",
+    "fanout",
+    "mutations",
+    "cpu",
+    "jobs",
+    "scale",
+    "budget",
+    "eta",
+)
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
     "push": ["push_p50_ms", "push_p99_ms", "push_p50_ms_webhook", "push_p99_ms_webhook"],
@@ -79,6 +92,12 @@ HEADLINES = {
         "budget_complete_push_p99_ms",
         "budget_start_seen_p50_s",
         "budget_start_seen_max_s",
+    ],
+    "eta": [
+        "eta_position_exact",
+        "eta_error_median_waiting",
+        "eta_error_median_running",
+        "eta_interval_coverage",
     ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
@@ -107,6 +126,12 @@ GOALS = [
     ("budget_complete_push_p99_ms", "<=", 100.0),
     ("budget_start_seen_p50_s", "<=", 1.0),
     ("budget_start_seen_max_s", "<=", 2.0),
+    # Queue positions right at every frame; estimates within 25 % / 15 % of the
+    # time left (median), the actual end inside the interval 80 % of the time.
+    ("eta_position_exact", ">=", 1.0),
+    ("eta_error_median_waiting", "<=", 0.25),
+    ("eta_error_median_running", "<=", 0.15),
+    ("eta_interval_coverage", ">=", 0.8),
 ]
 
 
@@ -153,7 +178,7 @@ def _commit() -> str | None:
 
 def _runs(selected: list[str]) -> list[tuple[str, Any]]:
     """(name, run function) of each bench to run, in order; fanout and cpu share one."""
-    from bench import broadcast, budget, jobs, mutations, polls, push, rss, scale
+    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale
 
     runs: list[tuple[str, Any]] = [
         (name, module.run)
@@ -170,6 +195,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
             ("jobs", jobs),
             ("scale", scale),
             ("budget", budget),
+            ("eta", eta),
         )
         if name in selected
     ]

@@ -125,7 +125,8 @@ class Api:
             values["database_url"] = database_url
         values.update(settings or {})
         self.settings = Settings.model_validate(values)
-        self.project_id = asyncio.run(seed_assets(self.settings, USER)).project_id
+        seeded = asyncio.run(seed_assets(self.settings, USER))
+        self.project_id, self.game_id = seeded.project_id, seeded.game_id
         env = _clean_environment() | {key.upper(): str(value) for key, value in values.items()}
         env["PYTHONPATH"] = str(root)
         python = root / ".venv" / "bin" / "python"

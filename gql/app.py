@@ -54,6 +54,7 @@ from gql.tracking.policy import ExecutionPolicy
 from gql.tracking.schedule import PollSchedule
 from gql.tracking.steps import RunPodSteps
 from gql.tracking.tracker import JobTracker
+from gql.tracking.waiting_room import WaitingRoom
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +92,12 @@ def create_app(settings: Settings) -> FastAPI:
                     max_active=settings.max_active_exports_per_user,
                     max_per_minute=settings.max_starts_per_minute_per_user,
                 ),
+                on_created=jobs.waiting.joined,
             ),
             broker=jobs.broker,
             authenticator=authenticator,
             assets=jobs.assets,
+            waiting=jobs.waiting,
         )
         runtime = Runtime(
             services=services,
@@ -241,6 +244,7 @@ class _JobFollowing:
     coordinator: Coordinator
     watching: WatchRegistry
     budget: RequestBudget
+    waiting: WaitingRoom
 
     @classmethod
     def build(cls, settings: Settings, database: Database, runpod: _RunPodAccess) -> _JobFollowing:
@@ -301,6 +305,13 @@ class _JobFollowing:
         watching.on_first_watch(
             lambda job_id, user_id: tracker.watched_now(job_id=job_id, user_id=user_id)
         )
+        waiting = WaitingRoom(
+            repo,
+            broker,
+            figures=lambda: health.figures if health is not None and health.fresh else None,
+            known_job=tracker.known_job,
+            poll_interval_s=settings.poll_interval_s,
+        )
         coordinator = Coordinator(
             repo=repo,
             registry=ProcessRegistry(database, process_id, ttl_s=lease_ttl_s),
@@ -320,12 +331,14 @@ class _JobFollowing:
             coordinator=coordinator,
             watching=watching,
             budget=runpod.budget,
+            waiting=waiting,
         )
 
     async def start(self) -> None:
         await self.tracker.start()
         await self.feed.start(self.coordinator)
         await self.watching.start()
+        await self.waiting.start()
         await self.coordinator.start()
         logger.info(
             "following jobs",
@@ -339,6 +352,7 @@ class _JobFollowing:
     async def stop(self) -> None:
         # The coordinator gives its leases up through the feed, so the feed goes last.
         await self.watching.stop()
+        await self.waiting.stop()
         await self.coordinator.stop()
         await self.feed.stop()
 

@@ -13,6 +13,7 @@ from gql.assets.repository import AssetRepository
 from gql.auth.tokens import Authenticator
 from gql.jobs.broker import JobBroker
 from gql.jobs.service import JobService
+from gql.tracking.waiting_room import WaitingRoom
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,6 +24,7 @@ class Services:
     broker: JobBroker
     authenticator: Authenticator
     assets: AssetRepository
+    waiting: WaitingRoom
 
 
 class Context(BaseContext):
@@ -37,6 +39,11 @@ class Context(BaseContext):
         # When the change a subscription is about to yield was written (for the
         # push-latency metric); None for a first, current state.
         self.change_written_at: datetime | None = None
+        # The job a subscription is about to yield, and whether it only refreshes
+        # one sent before (its queue position or estimate moved).
+        self.result_job_id: str | None = None
+        self.result_final = False
+        self.refresh = False
 
 
 Info = strawberry.Info[Context, None]

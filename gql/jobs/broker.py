@@ -7,6 +7,9 @@ late or repeated change never moves it backwards.
 Each subscriber has a mailbox that keeps only the newest state per job: a job's
 state is complete in every message, so a slow reader skips intermediate
 progress instead of growing a queue, and memory per subscriber stays bounded.
+
+A job may also be *nudged*: its row did not change, but what is derived from it
+(its queue position, its estimate) did, so it is offered again as a refresh.
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from gql.jobs.models import ExportJob
 from gql.jobs.repository import JobFilter
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    job: ExportJob
+    refresh: bool
+    """The row is as sent before; a derived field (position, estimate) moved."""
 
 
 class JobWatch:
@@ -28,6 +39,7 @@ class JobWatch:
         self._broker = broker
         self._pending: dict[str, ExportJob] = {}
         self._seen_versions: dict[str, int] = {}
+        self._refreshes: set[str] = set()
         self._ready = asyncio.Event()
         self._closed = False
 
@@ -37,7 +49,16 @@ class JobWatch:
         queued = self._pending.get(job.id)
         if queued is None or queued.version < job.version:
             self._pending[job.id] = job
+            self._refreshes.discard(job.id)  # a change, not a refresh
             self._ready.set()
+
+    def nudge(self, job: ExportJob) -> None:
+        """Offer `job` again, as seen before: something derived from it moved."""
+        if job.id in self._pending or job.version < self._seen_versions.get(job.id, 0):
+            return  # a newer state is on its way, or this one is stale
+        self._pending[job.id] = job
+        self._refreshes.add(job.id)
+        self._ready.set()
 
     def mark_seen(self, job: ExportJob) -> None:
         """Skip states at or below this one (the subscriber already has it)."""
@@ -47,17 +68,22 @@ class JobWatch:
             del self._pending[job.id]
 
     async def next(self) -> ExportJob:
+        return (await self.next_update()).job
+
+    async def next_update(self) -> Update:
         while not self._pending:
             self._ready.clear()
             await self._ready.wait()
         job_id = next(iter(self._pending))
         job = self._pending.pop(job_id)
+        refresh = job_id in self._refreshes
+        self._refreshes.discard(job_id)
         self.mark_seen(job)
-        return job
+        return Update(job, refresh)
 
-    async def __aiter__(self) -> AsyncIterator[ExportJob]:
+    async def __aiter__(self) -> AsyncIterator[Update]:
         while True:
-            yield await self.next()
+            yield await self.next_update()
 
     def close(self) -> None:
         if not self._closed:
@@ -99,6 +125,14 @@ class JobBroker:
         for watch in self._by_user.get(job.user_id, ()):
             if watch.job_filter is None or watch.job_filter.matches(job):
                 watch.offer(job)
+
+    def nudge(self, job: ExportJob) -> None:
+        """Its queue position or estimate moved: every watch of it sees it again."""
+        for watch in self._by_job.get(job.id, ()):
+            watch.nudge(job)
+        for watch in self._by_user.get(job.user_id, ()):
+            if watch.job_filter is None or watch.job_filter.matches(job):
+                watch.nudge(job)
 
     def watches(self, job_id: str, user_id: str) -> bool:
         """Whether any subscriber here may be offered this job's changes."""

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -92,6 +92,12 @@ class Change:
     message: str | None = None
     error: str | None = None
     result: Mapping[str, Any] | None = None
+    queue_ms: int | None = None
+    """RunPod's delayTime, when a final answer reports it."""
+    run_ms: int | None = None
+    """RunPod's executionTime, when a final answer reports it."""
+    running_for_ms: int | None = None
+    """How long it has run so far (executionTime while IN_PROGRESS): dates its start."""
 
 
 class StoredParams(Mapping[str, Any]):
@@ -163,6 +169,10 @@ class ExportJob:
     """Seconds of video the export processes (`gql.jobs.requests.input_seconds`)."""
     execution_timeout_s: int | None = None
     """The execution timeout its `/run` gave RunPod."""
+    queue_ms: int | None = None
+    """How long RunPod kept it queued (its final delayTime)."""
+    run_ms: int | None = None
+    """How long it ran on RunPod (its final executionTime)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExportJob:
@@ -194,6 +204,8 @@ class ExportJob:
             completed_at=parse_time(row["completed_at"]),
             input_seconds=row["input_seconds"],
             execution_timeout_s=row["execution_timeout_s"],
+            queue_ms=row["queue_ms"],
+            run_ms=row["run_ms"],
         )
 
     def evolve(self, **changes: Any) -> ExportJob:
@@ -239,10 +251,20 @@ class ExportJob:
             error=error,
             result=result,
             updated_at=now,
-            started_at=self.started_at
-            or (now if change.status is ExportStatus.PROCESSING else None),
+            started_at=self.started_at or _started_at(change, now),
             completed_at=now if change.status.is_terminal else None,
+            queue_ms=change.queue_ms if change.queue_ms is not None else self.queue_ms,
+            run_ms=change.run_ms if change.run_ms is not None else self.run_ms,
         )
+
+
+def _started_at(change: Change, now: datetime) -> datetime | None:
+    """When a job first seen running (or already finished) started: as long before
+    now as RunPod says it has run, which polls only see up to an interval late."""
+    ran_ms = change.run_ms if change.status.is_terminal else change.running_for_ms
+    if change.status is ExportStatus.PROCESSING or (change.status.is_terminal and ran_ms):
+        return now - timedelta(milliseconds=ran_ms or 0)
+    return None
 
 
 # A worker's progress message is pushed to every watcher: keep it a status line.
@@ -254,6 +276,12 @@ def change_from_runpod(observed: RunPodJob, *, execution_timeout_s: int | None =
     is the limit the job's `/run` set, named when it ran past it."""
     status = RUNPOD_STATUS_MAP[observed.status]
     output = observed.output if isinstance(observed.output, Mapping) else None
+    if observed.status.is_terminal:
+        return dataclasses.replace(
+            _final_change(observed, status, output, execution_timeout_s),
+            queue_ms=observed.delay_time_ms,
+            run_ms=observed.execution_time_ms,
+        )
     if observed.status is RunPodStatus.IN_PROGRESS:
         progress = output.get("progress") if output else None
         message = output.get("message") if output else None
@@ -261,16 +289,24 @@ def change_from_runpod(observed: RunPodJob, *, execution_timeout_s: int | None =
             status=status,
             progress=int(progress) if isinstance(progress, int | float) else None,
             message=_shorten(str(message), MAX_MESSAGE_CHARS) if message is not None else None,
+            running_for_ms=observed.execution_time_ms,
         )
+    return Change(status=status)
+
+
+def _final_change(
+    observed: RunPodJob,
+    status: ExportStatus,
+    output: Mapping[str, Any] | None,
+    execution_timeout_s: int | None,
+) -> Change:
     if observed.status is RunPodStatus.COMPLETED:
         return Change(status=status, message="Export complete", result=output)
     if observed.status is RunPodStatus.TIMED_OUT:
         return Change(status=status, error=timed_out_message(observed, execution_timeout_s))
     if observed.status is RunPodStatus.FAILED:
         return Change(status=status, error=runpod_error_message(observed.error))
-    if observed.status is RunPodStatus.CANCELLED:
-        return Change(status=status, message="Cancelled on RunPod")
-    return Change(status=status)
+    return Change(status=status, message="Cancelled on RunPod")
 
 
 def timed_out_message(observed: RunPodJob, execution_timeout_s: int | None) -> str:

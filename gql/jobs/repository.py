@@ -17,6 +17,7 @@ from typing import Any
 from gql.clock import format_time, parse_time
 from gql.db.database import Database
 from gql.jobs.errors import JobConflict
+from gql.jobs.eta import FinishedRun
 from gql.jobs.models import ExportJob, ExportKind, ExportStatus, params_json
 from gql.jobs.quotas import RATE_WINDOW, QuotaUsage, StartQuota
 
@@ -65,6 +66,21 @@ class Cursor:
         return cls(job.created_at, job.id)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LineEntry:
+    """An unfinished job as the queue's view of it needs it."""
+
+    id: str
+    user_id: str
+    kind: ExportKind
+    status: ExportStatus
+    progress: int
+    input_seconds: float | None
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+
+
 def row_values(job: ExportJob) -> dict[str, Any]:
     """The job as the column values of its row (`ExportJob.from_row` reads them back)."""
     return {
@@ -101,6 +117,8 @@ def _changeable_values(job: ExportJob, version: int) -> dict[str, Any]:
         "started_at": format_time(job.started_at),
         "completed_at": format_time(job.completed_at),
         "execution_timeout_s": job.execution_timeout_s,
+        "queue_ms": job.queue_ms,
+        "run_ms": job.run_ms,
         "version": version,
     }
 
@@ -173,6 +191,34 @@ class JobRepository:
             jobs += await self._select(sql, values)
         return jobs
 
+    async def unfinished_line(self) -> list[LineEntry]:
+        """Every unfinished job, oldest first (the order RunPod queues them in)."""
+        return [
+            LineEntry(
+                id=row["id"],
+                user_id=row["user_id"],
+                kind=ExportKind(row["type"]),
+                status=ExportStatus(row["status"]),
+                progress=row["progress"],
+                input_seconds=row["input_seconds"],
+                created_at=_required(parse_time(row["created_at"])),
+                started_at=parse_time(row["started_at"]),
+                updated_at=_required(parse_time(row["updated_at"])),
+            )
+            for row in await self._db.fetch_all("unfinished_jobs")
+        ]
+
+    async def finished_runs(self, limit: int) -> list[FinishedRun]:
+        """The newest completed exports' run times (RunPod's executionTime)."""
+        return [
+            FinishedRun(
+                kind=ExportKind(row["type"]),
+                input_seconds=row["input_seconds"],
+                run_s=row["run_ms"] / 1000,
+            )
+            for row in await self._db.fetch_all("finished_runs", limit=limit)
+        ]
+
     # --- leases: jobs that need a follower are unfinished or owe RunPod a cancel ---
 
     async def claim(self, limit: int) -> list[ExportJob]:
@@ -235,6 +281,11 @@ class JobRepository:
 
     async def _select(self, sql: str, values: dict[str, Any]) -> list[ExportJob]:
         return [ExportJob.from_row(row) for row in await self._db.fetch_all_sql(sql, values)]
+
+
+def _required(value: datetime | None) -> datetime:
+    assert value is not None
+    return value
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,7 +65,9 @@ class JobService:
         runpod_configured: bool,
         download_url_ttl_s: int,
         quota: StartQuota,
+        on_created: Callable[[ExportJob], None] | None = None,
     ) -> None:
+        """`on_created` hears of each job this process records (the waiting room)."""
         self._repo = repo
         self._assets = assets
         self._transitions = transitions
@@ -73,6 +76,7 @@ class JobService:
         self._runpod_configured = runpod_configured
         self._download_url_ttl_s = download_url_ttl_s
         self._quota = quota
+        self._on_created = on_created
 
     async def start(self, user_id: str, request: ExportRequest) -> ExportJob:
         """Record the job and hand it to its follower; RunPod is never awaited here."""
@@ -214,6 +218,8 @@ class JobService:
                 "user": user_id,
             },
         )
+        if self._on_created is not None:
+            self._on_created(stored)
         self._transitions.announce(stored)
         self._followers.adopt(stored)
         return stored

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from gql.context import Info, current_user
+from gql.jobs.broker import Update
 from gql.schema.errors import PublicError
 from gql.schema.inputs import ExportJobFilter, job_filter
 from gql.schema.permissions import AUTHENTICATED
@@ -26,8 +27,9 @@ async def export_job(info: Info, id: strawberry.ID) -> AsyncGenerator[ExportJob,
         watch.mark_seen(job)
         yield ExportJob.of(job)
         while not job.is_terminal:
-            job = await watch.next()
-            info.context.change_written_at = job.updated_at
+            update = await watch.next_update()
+            job = update.job
+            _tell_hub(info, update)
             yield ExportJob.of(job)
     finally:
         watch.close()
@@ -39,11 +41,22 @@ async def export_jobs(
     """Every change to any of the caller's jobs that matches the filter."""
     watch = info.context.services.broker.watch_user(current_user(info), job_filter(filter))
     try:
-        async for job in watch:
-            info.context.change_written_at = job.updated_at
-            yield ExportJob.of(job)
+        async for update in watch:
+            _tell_hub(info, update)
+            yield ExportJob.of(update.job)
     finally:
         watch.close()
+
+
+def _tell_hub(info: Info, update: Update) -> None:
+    """What the shared execution needs to know of the result about to be yielded:
+    when its change was written (push latency), or that it only refreshes a job
+    already sent (its position or estimate moved; equal results are not resent)."""
+    info.context.result_job_id = update.job.id
+    info.context.result_final = update.job.is_terminal
+    info.context.refresh = update.refresh
+    if not update.refresh:
+        info.context.change_written_at = update.job.updated_at
 
 
 @strawberry.type

@@ -6,6 +6,7 @@ from enum import Enum
 
 import strawberry
 
+from gql.jobs.eta import EtaBasis
 from gql.jobs.models import ExportKind, ExportStatus
 
 ExportKindEnum = strawberry.enum(ExportKind, description="What an export produces.")
@@ -13,6 +14,7 @@ ExportStatusEnum = strawberry.enum(
     ExportStatus,
     description="Where a job is. COMPLETE, ERROR and CANCELLED are final.",
 )
+EtaBasisEnum = strawberry.enum(EtaBasis, description="What an estimate rests on.")
 
 
 @strawberry.enum(description="How an overlay export marks each highlighted region.")

@@ -7,11 +7,39 @@ from datetime import datetime
 import strawberry
 
 from gql.context import Info
+from gql.jobs.eta import Estimate, EtaBasis
 from gql.jobs.models import ExportJob as Job
 from gql.jobs.models import ExportKind, ExportStatus
 from gql.jobs.repository import Cursor
 from gql.schema import enums  # noqa: F401  (registers the domain enums with strawberry)
 from gql.schema.errors import UserError
+
+
+@strawberry.type(
+    description=(
+        "When an export should start and finish: from the run times of this service's"
+        " past exports of its kind and length and, once it runs, from the rate of its own"
+        " progress. The interval comes from how far past estimates were off."
+    )
+)
+class ExportEta:
+    starts_at: datetime | None = strawberry.field(
+        description="While it waits: when a worker should take it; null once it runs."
+    )
+    completes_at: datetime
+    completes_at_low: datetime = strawberry.field(description="Early end of the interval.")
+    completes_at_high: datetime = strawberry.field(description="Late end of the interval.")
+    basis: EtaBasis
+
+    @classmethod
+    def of(cls, estimate: Estimate) -> ExportEta:
+        return cls(
+            starts_at=estimate.starts_at,
+            completes_at=estimate.completes_at,
+            completes_at_low=estimate.completes_at_low,
+            completes_at_high=estimate.completes_at_high,
+            basis=estimate.basis,
+        )
 
 
 @strawberry.type(description="One export and its live state.")
@@ -38,6 +66,35 @@ class ExportJob:
     )
     def download_url(self, info: Info) -> str | None:
         return info.context.services.jobs.download_url(self.job)
+
+    @strawberry.field(
+        description=(
+            "While it waits (PENDING or QUEUED): its 1-based place among the exports"
+            " waiting on the RunPod endpoint, everyone's, in submission order; null once"
+            " it runs or ends."
+        )
+    )
+    def queue_position(self, info: Info) -> int | None:
+        return info.context.services.waiting.place(self.job).position
+
+    @strawberry.field(
+        description=(
+            "RunPod holds more queued jobs than this service knows of (other clients"
+            " share the endpoint): the position is a lower bound."
+        )
+    )
+    def queue_position_is_lower_bound(self, info: Info) -> bool:
+        return info.context.services.waiting.place(self.job).lower_bound
+
+    @strawberry.field(
+        description=(
+            "When it should start and finish; null when finished, or until this service"
+            " has finished enough exports of its kind to go on."
+        )
+    )
+    def eta(self, info: Info) -> ExportEta | None:
+        estimate = info.context.services.waiting.place(self.job).eta
+        return None if estimate is None else ExportEta.of(estimate)
 
     @classmethod
     def of(cls, job: Job) -> ExportJob:

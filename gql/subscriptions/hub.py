@@ -87,6 +87,9 @@ class _Group:
         self.members: dict[Subscriber, None] = {}
         self._context = Context(services, user_id=operation.user_id)
         self._latest: str | None = None
+        # On a stream of several jobs (`exportJobs`), the last payload sent per job:
+        # a refresh equal to it is not news.
+        self._sent_by_job: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -138,13 +141,23 @@ class _Group:
         return task is not None and task.cancelling() > 0
 
     def _broadcast(self, payload: str) -> None:
+        context = self._context
+        job_id, refresh, final = context.result_job_id, context.refresh, context.result_final
+        context.result_job_id, context.refresh, context.result_final = None, False, False
         if payload == self._latest and self.operation.replays_latest:
             # The state of one job, and none of the fields this operation selects
             # changed: a subscriber watching only `status` hears nothing of
             # progress. (On a stream of several jobs' changes, the same payload
             # twice is still news: another job changed.)
-            self._context.change_written_at = None
+            context.change_written_at = None
             return
+        if not self.operation.replays_latest and job_id is not None:
+            if refresh and self._sent_by_job.get(job_id) == payload:
+                return  # its position or estimate moved, but not in what is selected
+            if final:
+                self._sent_by_job.pop(job_id, None)  # a final state is never refreshed
+            else:
+                self._sent_by_job[job_id] = payload
         self._latest = payload
         for subscriber in list(self.members):
             subscriber.deliver(payload)

@@ -169,4 +169,6 @@ def payload(job: ExportJob) -> dict[str, object]:
         "input_key": job.input_key,
         "output_key": job.output_key,
         "params": dict(job.params),
+        # Not read by the handler: for RunPod's dashboards and the stand-in's run lengths.
+        "input_seconds": job.input_seconds,
     }

@@ -273,6 +273,32 @@ async def test_two_processes_share_runpods_budget_rather_than_each_spending_it(
     assert 10 <= control.busiest_window("status", 2.0) <= 20  # the budget used, not more
 
 
+QUEUE_POSITION = "query ($id: ID!) { exportJob(id: $id) { queuePosition } }"
+
+
+async def test_every_process_tells_each_waiting_export_the_same_queue_position(
+    start_cluster: StartCluster, control: RunPodControl
+) -> None:
+    a, b = start_cluster(2)
+    assets = await seed_assets(a.settings, "local")
+    async with GraphQLHTTP(a.graphql_url) as on_a, GraphQLHTTP(b.graphql_url) as on_b:
+        # Started on either process, in this order; the stand-in keeps them queued.
+        line = [await start_overlay(client, assets.project_id) for client in (on_a, on_b) * 2]
+        for job_id in line:
+            await wait_for_status(on_a, job_id, "QUEUED")
+
+        async def positions(client: GraphQLHTTP) -> list[int | None]:
+            answers = [await client.execute(QUEUE_POSITION, {"id": j}) for j in line]
+            return [answer["exportJob"]["queuePosition"] for answer in answers]
+
+        async def both_say(expected: list[int | None]) -> bool:
+            return await positions(on_a) == expected and await positions(on_b) == expected
+
+        await eventually(lambda: both_say([1, 2, 3, 4]))
+        await on_b.execute(CANCEL, {"id": line[1]})  # one ahead leaves, on the other process
+        await eventually(lambda: both_say([1, None, 2, 3]))
+
+
 async def leases_and_followers(server: ApiProcess) -> tuple[int, int]:
     """(leases held, jobs followed) by one process, as its /healthz reports them."""
     async with httpx.AsyncClient() as http:

@@ -41,7 +41,8 @@ class Behaviour(BaseModel):
     """For FAILED and TIMED_OUT: the last progress reported before the job ends."""
     error: str = "export failed on the worker"
     steps: int | None = Field(default=None, ge=1)
-    """Progress updates a run reports, evenly spaced up to 100 (PROGRESS_STEPS when None)."""
+    """Progress updates a run reports, one as each of its evenly long steps begins
+    saying how much is done (0, 100/steps, ...); PROGRESS_STEPS when None."""
     queue_delay: float | None = Field(default=None, ge=0)
     """Seconds a job waits in the queue before it may take a worker (`step` when None)."""
     seconds_per_input_second: float | None = Field(default=None, ge=0)

@@ -542,10 +542,12 @@ class FakeEndpoint:
 
 
 def _progress_steps(behaviour: Behaviour) -> tuple[tuple[int, str], ...]:
+    """A run's reports. With `steps`, each says how much of the run is done as its
+    step begins (0 %, 1/N, ...), as a worker reporting its work would."""
     if behaviour.steps is None:
         return PROGRESS_STEPS
     count = behaviour.steps
-    return tuple((100 * step // count, f"step {step} of {count}") for step in range(1, count + 1))
+    return tuple((100 * done // count, f"step {done + 1} of {count}") for done in range(count))
 
 
 def _step_seconds(behaviour: Behaviour, job_input: dict[str, Any], steps: int) -> float:

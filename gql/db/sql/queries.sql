@@ -17,13 +17,14 @@ INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
-    started_at, completed_at, input_seconds, execution_timeout_s, lease_owner
+    started_at, completed_at, input_seconds, execution_timeout_s, queue_ms, run_ms, lease_owner
 )
 SELECT
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
-    :started_at, :completed_at, :input_seconds, :execution_timeout_s, :lease_owner
+    :started_at, :completed_at, :input_seconds, :execution_timeout_s, :queue_ms, :run_ms,
+    :lease_owner
 WHERE (
     SELECT COUNT(*) FROM export_jobs
     WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
@@ -131,7 +132,8 @@ UPDATE export_jobs SET
     runpod_job_id = :runpod_job_id, attempts = :attempts, next_attempt_at = :next_attempt_at,
     cancel_pending = :cancel_pending, result = :result, updated_at = :updated_at,
     started_at = :started_at, completed_at = :completed_at,
-    execution_timeout_s = :execution_timeout_s, version = version + 1
+    execution_timeout_s = :execution_timeout_s, queue_ms = :queue_ms, run_ms = :run_ms,
+    version = version + 1
 WHERE id = :id AND version = :version
 RETURNING version;
 
@@ -202,3 +204,18 @@ UPDATE runpod_health SET observed_at = {now}, body = :body, error = :error WHERE
 
 -- name: latest_health
 SELECT observed_at, body, error, {now} AS now FROM runpod_health WHERE id = 1;
+
+-- Every unfinished job, in submission order: RunPod's queue as far as this
+-- service knows it (queue positions and estimates, gql/tracking/waiting_room.py).
+-- name: unfinished_jobs
+SELECT id, user_id, type, status, progress, input_seconds, created_at, started_at, updated_at
+FROM export_jobs
+WHERE status IN ('pending', 'queued', 'processing')
+ORDER BY created_at, id;
+
+-- The newest finished runs, for the run-time model (gql/jobs/eta.py).
+-- name: finished_runs
+SELECT type, input_seconds, run_ms FROM export_jobs
+WHERE status = 'complete' AND run_ms IS NOT NULL
+ORDER BY completed_at DESC
+LIMIT :limit;
