@@ -9,6 +9,7 @@ seen passing through intermediate values however fast this machine renders.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -160,3 +161,43 @@ async def test_the_panel_asks_for_a_token_when_the_server_wants_one(
         await expect(page.locator("form.export[data-kind=ANNOTATE] select")).to_have_text(
             "Demo game (#1)"
         )
+
+
+async def test_the_panel_tells_a_waiting_export_its_place_in_line_and_time_left(
+    app: RunningApp, browser: Browser, held: HeldExports
+) -> None:
+    page = await browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    await page.goto(app.url)
+    # A history of three framing exports gives estimates their basis.
+    for _ in range(3):
+        await run_to_completion(page, held, await start_export(page, "FRAMING"), DEMO_SECONDS)
+
+    running = [await start_export(page, "FRAMING") for _ in range(2)]
+    for job_id in running:  # both of the local worker's slots are taken
+        await until_held(page, job_id)
+    waiting = [await start_export(page, "FRAMING") for _ in range(2)]
+    for place, job_id in zip(["1st", "2nd"], waiting, strict=True):
+        row = page.locator(f"li.job[data-job-id='{job_id}']")
+        await expect(row.locator(".place")).to_have_text(f"{place} in line")
+        await expect(row.locator(".eta")).to_have_text(re.compile(r"^starts .*(left|now)$"))
+        await expect(row.locator(".eta")).to_have_attribute("title", re.compile("^between "))
+    for job_id in running:
+        row = page.locator(f"li.job[data-job-id='{job_id}']")
+        await expect(row.locator(".place")).to_have_text("")
+        await expect(row.locator(".eta")).to_have_text(
+            re.compile(r"^(about .* left|any moment now)$")
+        )
+
+    held.release(running[0])  # the first in line takes its slot; the second moves up
+    await until_held(page, waiting[0])
+    await expect(page.locator(f"li.job[data-job-id='{waiting[1]}'] .place")).to_have_text(
+        "1st in line"
+    )
+    for job_id in [running[1], *waiting]:
+        held.release(job_id)
+    for job_id in [running[1], *waiting]:
+        row = page.locator(f"li.job[data-job-id='{job_id}']")
+        await expect(row).to_have_attribute("data-status", "COMPLETE")
+        await expect(row.locator(".eta")).to_have_text("")

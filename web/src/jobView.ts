@@ -1,6 +1,7 @@
 // One row per job: status, a live progress bar, the message, errors, the finished video.
 import { h, showMessages } from "./dom";
 import { canCancel, canRetry, type Job } from "./jobs";
+import { placeInLine, timeLeft } from "./waiting";
 
 export interface JobActions {
   cancel(job: Job): Promise<string[]>;
@@ -19,6 +20,8 @@ export class JobRow {
   private readonly bar = h("progress", { max: 100, value: 0 });
   private readonly percent = h("span", { class: "percent" });
   private readonly message = h("p", { class: "message" });
+  private readonly place = h("span", { class: "place" });
+  private readonly eta = h("span", { class: "eta" });
   private readonly error = h("p", { class: "error" });
   private readonly cancel = h("button", { type: "button", "data-action": "cancel" }, "Cancel");
   private readonly retry = h("button", { type: "button", "data-action": "retry" }, "Retry");
@@ -41,6 +44,7 @@ export class JobRow {
       ),
       h("div", { class: "progress" }, this.bar, this.percent),
       this.message,
+      h("p", { class: "waiting" }, this.place, this.eta),
       this.error,
       h("div", { class: "actions" }, this.cancel, this.retry),
       this.problems,
@@ -59,6 +63,8 @@ export class JobRow {
     this.bar.setAttribute("aria-label", `${KIND_NAMES[job.kind]} export progress`);
     this.percent.textContent = `${job.progress} %`;
     this.message.textContent = job.message ?? "";
+    this.place.textContent = placeInLine(job);
+    this.tick(Date.now());
     this.error.textContent = job.error ?? "";
     this.cancel.hidden = !canCancel(job);
     this.retry.hidden = !canRetry(job);
@@ -69,6 +75,13 @@ export class JobRow {
         h("a", { href: job.downloadUrl, download: "" }, "Download MP4"),
       );
     }
+  }
+
+  /** Moves the countdown on; called each second. */
+  tick(now: number): void {
+    const [left, range] = timeLeft(this.job.eta, now);
+    this.eta.textContent = left;
+    this.eta.title = range;
   }
 
   private async act(action: (job: Job) => Promise<string[]>): Promise<void> {
@@ -83,7 +96,12 @@ export class JobListView {
   readonly element = h("ol", { class: "jobs" });
   private readonly rows = new Map<string, JobRow>();
 
-  constructor(private readonly actions: JobActions) {}
+  constructor(private readonly actions: JobActions) {
+    setInterval(() => {
+      const now = Date.now();
+      for (const row of this.rows.values()) row.tick(now);
+    }, 1000);
+  }
 
   render(jobs: readonly Job[]): void {
     const rows = jobs.map((job) => {

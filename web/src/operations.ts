@@ -16,6 +16,15 @@ export const JobFields = graphql(`
     createdAt
     updatedAt
     downloadUrl
+    queuePosition
+    queuePositionIsLowerBound
+    eta {
+      startsAt
+      completesAt
+      completesAtLow
+      completesAtHigh
+      basis
+    }
   }
 `);
 

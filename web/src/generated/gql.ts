@@ -14,7 +14,7 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
-    "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n": typeof types.JobFieldsFragmentDoc,
+    "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n    queuePosition\n    queuePositionIsLowerBound\n    eta {\n      startsAt\n      completesAt\n      completesAtLow\n      completesAtHigh\n      basis\n    }\n  }\n": typeof types.JobFieldsFragmentDoc,
     "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": typeof types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": typeof types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": typeof types.JobsDocument,
@@ -26,7 +26,7 @@ type Documents = {
     "\n  mutation Retry($id: ID!) {\n    retryExport(id: $id) {\n      ...StartPayload\n    }\n  }\n": typeof types.RetryDocument,
 };
 const documents: Documents = {
-    "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n": types.JobFieldsFragmentDoc,
+    "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n    queuePosition\n    queuePositionIsLowerBound\n    eta {\n      startsAt\n      completesAt\n      completesAtLow\n      completesAtHigh\n      basis\n    }\n  }\n": types.JobFieldsFragmentDoc,
     "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": types.JobsDocument,
@@ -55,7 +55,7 @@ export function graphql(source: string): unknown;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n"): (typeof documents)["\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n  }\n"];
+export function graphql(source: "\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n    queuePosition\n    queuePositionIsLowerBound\n    eta {\n      startsAt\n      completesAt\n      completesAtLow\n      completesAtHigh\n      basis\n    }\n  }\n"): (typeof documents)["\n  fragment JobFields on ExportJob {\n    id\n    kind\n    status\n    progress\n    message\n    error\n    projectId\n    gameId\n    retryOf\n    createdAt\n    updatedAt\n    downloadUrl\n    queuePosition\n    queuePositionIsLowerBound\n    eta {\n      startsAt\n      completesAt\n      completesAtLow\n      completesAtHigh\n      basis\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
