@@ -40,6 +40,7 @@ NOISE = 0.15
 STEPS = 10
 INTERVAL_S = 1.0
 STALENESS_S = 2.5
+MAX_LAG_S = 10.0
 START = """
 mutation Start($input: AnnotateExportInput!) {
   startAnnotateExport(input: $input) { job { id } userErrors { code message } }
@@ -150,6 +151,7 @@ def _score(
     truth: dict[str, tuple[float | None, float | None]],
 ) -> dict[str, Any]:
     position_checks, rises = [], 0
+    miss_lags: list[float | None] = []
     errors: dict[str, list[float]] = {"waiting": [], "running": []}
     inside = 0
     estimates = 0
@@ -166,6 +168,8 @@ def _score(
                     for moment in _moments(received)
                 }
                 position_checks.append(position in right)
+                if position not in right:
+                    miss_lags.append(_lag(position, ahead, truth, received))
             eta = job["eta"]
             if eta is None or finished is None or finished <= received:
                 continue
@@ -188,6 +192,8 @@ def _score(
             else None,
             "rises": rises,
             "staleness_s": STALENESS_S,
+            # How far back each miss was right (None: not within MAX_LAG_S).
+            "miss_lags_s": miss_lags,
         },
         "completion_error": {
             phase: {
@@ -205,6 +211,19 @@ def _score(
 
 def _waiting(started: float | None, moment: float) -> bool:
     return started is None or started > moment
+
+
+def _lag(
+    position: int,
+    ahead: list[str],
+    truth: dict[str, tuple[float | None, float | None]],
+    received: float,
+) -> float | None:
+    for tenths in range(int(MAX_LAG_S * 10) + 1):
+        moment = received - tenths / 10
+        if position == 1 + sum(1 for other in ahead if _waiting(truth[other][0], moment)):
+            return tenths / 10
+    return None
 
 
 def _moments(received: float) -> list[float]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+
 from tests.servers.runpod_fake import RunningRunPodServer
 from tests.support.app_server import StartApi
 from tests.support.assets import seed_assets
@@ -132,3 +134,29 @@ async def test_estimates_come_from_the_services_own_finished_exports(
         assert eta["basis"] == "HISTORY"
         assert eta["startsAt"] is not None
         assert eta["completesAtLow"] <= eta["completesAt"] <= eta["completesAtHigh"]
+
+
+async def test_jobs_of_other_clients_in_runpods_queue_make_the_position_a_lower_bound(
+    start_api: StartApi, runpod: RunningRunPodServer
+) -> None:
+    api = start_api(runpod_health_interval_s=0.2)
+    assets = await seed_assets(api.settings, "local")
+    async with GraphQLHTTP(api.graphql_url) as client:
+        mine = await start_overlay(client, assets.project_id)
+        await wait_for_status(client, mine, "QUEUED")
+
+        async def counted_alone() -> bool:
+            return (await place(client, mine))["queuePositionIsLowerBound"] is False
+
+        await eventually(counted_alone)
+        # Another client of the same endpoint queues a job of its own.
+        async with httpx.AsyncClient() as other_client:
+            answer = await other_client.post(f"{runpod.url}/run", json={"input": {"x": 1}})
+            assert answer.status_code == 200
+
+        async def behind_unknown_jobs() -> dict[str, Any] | None:
+            shown = await place(client, mine)
+            return shown if shown["queuePositionIsLowerBound"] else None
+
+        shown = await eventually(behind_unknown_jobs)
+        assert shown["queuePosition"] == 1  # the one this service can count
