@@ -103,9 +103,14 @@ class RunTimeModel:
 
 
 def _fit_kind(runs: list[FinishedRun]) -> KindModel:
-    times = [run.run_s for run in runs]
+    # A run RunPod timed at 0 ms (a stand-in, a cached answer) would divide by zero.
+    times = [max(MIN_RUN_S, run.run_s) for run in runs]
     median = statistics.median(times)
-    known = [(run.input_seconds, run.run_s) for run in runs if run.input_seconds is not None]
+    known = [
+        (run.input_seconds, time)
+        for run, time in zip(runs, times, strict=True)
+        if run.input_seconds is not None
+    ]
     xs = [x for x, _ in known]
     if len(known) >= MIN_FIT_SAMPLES and len(set(xs)) > 1:
         intercept, slope, ratios = _line_with_held_out_ratios(known)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gql.jobs.eta import (
+    MIN_RUN_S,
     Estimate,
     EtaBasis,
     FinishedRun,
@@ -159,6 +160,13 @@ def test_an_estimate_is_published_again_when_it_moves_by_10_percent_or_5_s(
     published_s: float, new_s: float, moved: bool
 ) -> None:
     assert estimate_ending(new_s).moved_from(estimate_ending(published_s), NOW) is moved
+
+
+def test_runs_timed_at_no_time_count_as_the_shortest_run() -> None:
+    zero = FinishedRun(kind=ExportKind.OVERLAY, input_seconds=None, run_s=0.0)
+    model = RunTimeModel.fit([zero] * 3)
+    assert model.predict(ExportKind.OVERLAY, 10) == MIN_RUN_S
+    assert model.spread(ExportKind.OVERLAY) == (1.0, 1.0)
 
 
 def test_a_change_of_basis_is_published_at_once() -> None:
