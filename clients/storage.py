@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import mimetypes
 import os
 import shutil
 import tempfile
@@ -49,6 +50,11 @@ class ObjectStorage(Protocol):
         """Signed here with the configured keys, without a network call: cheap
         enough to run on the event loop (unlike the transfers)."""
         ...
+
+
+def content_type(key: str) -> str:
+    """The media type an object is served with, from its key's suffix."""
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 def check_key(key: str) -> str:
@@ -135,7 +141,10 @@ class S3Storage:
 
     def put_file(self, key: str, path: Path) -> None:
         # S3 PUTs are atomic: readers see the old object or the whole new one.
-        self._client.upload_file(str(path), self.bucket, check_key(key))
+        # The type is stored with the object, so a presigned URL serves it as such.
+        self._client.upload_file(
+            str(path), self.bucket, check_key(key), ExtraArgs={"ContentType": content_type(key)}
+        )
 
     def get_file(self, key: str, path: Path) -> None:
         from botocore.exceptions import ClientError

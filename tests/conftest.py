@@ -4,6 +4,7 @@ the source video the exports read."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,11 +14,19 @@ import pytest
 
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
+from tests.servers.s3 import MotoS3Server
 from tests.support.api_process import ApiProcess, StartServer
-from tests.support.app_server import RunningApp, StartApi, free_port, make_settings, sqlite_url
+from tests.support.app_server import (
+    RunningApp,
+    StartApi,
+    StartLocal,
+    free_port,
+    make_settings,
+    sqlite_url,
+)
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP
-from tests.support.held_exports import HELD_EXPORTS_DIR, HeldExports
+from tests.support.held_exports import HELD_EXPORT_HANDLER, HELD_EXPORTS_DIR, HeldExports
 from tests.support.lifecycle import starter
 from tests.support.source_video import write_source_video
 
@@ -170,6 +179,34 @@ def start_api(database_url: str, runpod: RunningRunPodServer, tmp_path: Path) ->
 
     with starter(app) as start:
         yield start
+
+
+@pytest.fixture
+def start_local(tmp_path: Path, held: HeldExports) -> Iterator[StartLocal]:
+    """Start the API with no RunPod endpoint: the embedded worker does the exports,
+    each held at its first progress until released (`held`)."""
+
+    def app(**overrides: Any) -> RunningApp:
+        values = {
+            "data_dir": tmp_path / "data",
+            "local_worker_concurrency": 2,
+            "local_worker_handler": HELD_EXPORT_HANDLER,
+            **overrides,
+        }
+        return RunningApp(make_settings(**values))
+
+    with starter(app) as start:
+        yield start
+
+
+@pytest.fixture(params=["local", "r2"])
+def storage_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """No storage settings (the local folder), or R2 settings for a fresh bucket."""
+    if request.param == "local":
+        return {}
+    s3_server: MotoS3Server = request.getfixturevalue("s3_server")
+    config = s3_server.new_bucket(tmp_path / "unused-local-storage")
+    return {k: v for k, v in dataclasses.asdict(config).items() if k.startswith("r2_")}
 
 
 @pytest.fixture

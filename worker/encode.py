@@ -25,12 +25,17 @@ X264_CRF = "20"
 AUDIO_BITRATE = 128_000
 
 
+# What every export is: an MP4 (H.264, AAC).
+CONTENT_TYPE = "video/mp4"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rendered:
     width: int
     height: int
     frames: int
     duration_s: float
+    frame_rate: float
 
 
 class OutputVideo:
@@ -105,6 +110,7 @@ class OutputVideo:
             height=self._height,
             frames=self._frames,
             duration_s=round(float(end), 3),
+            frame_rate=round(float(self._fps), 3),
         )
 
     def __enter__(self) -> OutputVideo:

@@ -1,7 +1,8 @@
 """The RunPod handler: download the input, render the export, upload the output.
 
 The output is rendered to a temporary file and uploaded only once complete, so
-a failed or killed export never leaves an object at `output_key`. A raised
+a failed or killed export never leaves an object at `output_key`. Its poster
+frame goes up just before it, so a stored video always has its poster. A raised
 `ExportError` carries the one-line message that becomes the job's error.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clients.storage import ObjectNotFound, ObjectStorage, open_storage
-from worker.encode import Rendered
+from worker.encode import CONTENT_TYPE, Rendered
 from worker.errors import ExportError, InputNotFound, InvalidParams
 from worker.exports.annotate import render_annotate
 from worker.exports.framing import render_framing
@@ -29,6 +30,7 @@ from worker.params import (
     check_against_video,
     parse_request,
 )
+from worker.poster import write_poster
 from worker.progress import ProgressReporter
 from worker.render import Progress
 from worker.runtime import current_runtime
@@ -81,7 +83,12 @@ def run_export(
         if rendered.frames == 0:
             raise ExportError("The export produced no frames")
         reporter.update(RENDER_END, "Uploading output")
+        if request.poster_key is not None:
+            poster = Path(scratch) / "poster.jpg"
+            write_poster(output, poster)
+            storage.put_file(request.poster_key, poster)
         storage.put_file(request.output_key, output)
+        size_bytes = output.stat().st_size
     reporter.finish("Export complete")
     logger.info(
         "export finished",
@@ -99,6 +106,10 @@ def run_export(
         "width": rendered.width,
         "height": rendered.height,
         "frames": rendered.frames,
+        "frame_rate": rendered.frame_rate,
+        "size_bytes": size_bytes,
+        "content_type": CONTENT_TYPE,
+        "poster_key": request.poster_key,
     }
 
 

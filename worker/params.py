@@ -100,6 +100,8 @@ class ExportRequest:
     kind: ExportKind
     input_key: str
     output_key: str
+    poster_key: str | None
+    """Where to write the poster frame; None: no poster (an API from before posters)."""
     params: ExportParams
 
 
@@ -125,6 +127,7 @@ def parse_request(job_input: object) -> ExportRequest:
         kind=kind,
         input_key=fields.text("input_key"),
         output_key=fields.text("output_key"),
+        poster_key=fields.optional_text("poster_key") or None,
         params=parsers[kind](raw_params),
     )
 

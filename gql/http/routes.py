@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from clients.storage import InvalidKey, LocalStorage
+from clients.storage import InvalidKey, LocalStorage, content_type
 from gql.db.database import Database
 from gql.http.runpod_webhook import WEBHOOK_PATH, runpod_webhook
 from gql.observability import metrics
@@ -44,7 +44,7 @@ async def download(
         raise HTTPException(status_code=403, detail="Invalid or expired download URL")
     if not path.is_file():
         raise HTTPException(status_code=404)
-    return FileResponse(path, media_type="video/mp4", filename=path.name)
+    return FileResponse(path, media_type=content_type(key), filename=path.name)
 
 
 @router.get("/healthz", include_in_schema=False)

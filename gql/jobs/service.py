@@ -18,6 +18,7 @@ from gql.assets.repository import AssetRepository, game_video_key, raw_clip_key,
 from gql.clock import utcnow
 from gql.jobs.errors import ErrorCode, ExportError, FieldError
 from gql.jobs.models import Change, ExportJob, ExportKind, ExportStatus
+from gql.jobs.output import ExportOutput
 from gql.jobs.quotas import StartQuota, refusal
 from gql.jobs.repository import Cursor, JobFilter, JobRepository
 from gql.jobs.requests import ExportRequest, input_seconds, validated
@@ -159,6 +160,12 @@ class JobService:
         if job.status is not ExportStatus.COMPLETE:
             return None
         return self._storage.presigned_url(job.output_key, self._download_url_ttl_s)
+
+    def poster_url(self, output: ExportOutput) -> str | None:
+        """A presigned URL of the output's poster frame, like the download URL."""
+        if output.poster_key is None:
+            return None
+        return self._storage.presigned_url(output.poster_key, self._download_url_ttl_s)
 
     async def _owned(self, user_id: str, job_id: str) -> ExportJob:
         job = await self._repo.get_for_user(job_id, user_id)

@@ -10,6 +10,7 @@ from gql.context import Info
 from gql.jobs.eta import Estimate, EtaBasis
 from gql.jobs.models import ExportJob as Job
 from gql.jobs.models import ExportKind, ExportStatus
+from gql.jobs.output import ExportOutput as Output
 from gql.jobs.repository import Cursor
 from gql.schema import enums  # noqa: F401  (registers the domain enums with strawberry)
 from gql.schema.errors import UserError
@@ -42,6 +43,45 @@ class ExportEta:
         )
 
 
+@strawberry.type(
+    description=(
+        "What a finished export produced, as its worker reported it. Exports finished"
+        " before workers reported everything leave the rest null."
+    )
+)
+class ExportOutput:
+    duration_seconds: float | None
+    width: int | None = strawberry.field(description="Pixels.")
+    height: int | None = strawberry.field(description="Pixels.")
+    frame_rate: float | None = strawberry.field(description="Frames per second.")
+    size_bytes: float | None = strawberry.field(
+        description="The video file's size in bytes (a Float: GraphQL's Int ends at 2 GiB)."
+    )
+    content_type: str | None = strawberry.field(description="The video's media type.")
+    output: strawberry.Private[Output]
+
+    @strawberry.field(
+        description=(
+            "A presigned, expiring URL of a JPEG frame from the export's first second, at"
+            " the export's size; null when the worker wrote none."
+        )
+    )
+    def poster_url(self, info: Info) -> str | None:
+        return info.context.services.jobs.poster_url(self.output)
+
+    @classmethod
+    def of(cls, output: Output) -> ExportOutput:
+        return cls(
+            duration_seconds=output.duration_s,
+            width=output.width,
+            height=output.height,
+            frame_rate=output.frame_rate,
+            size_bytes=output.size_bytes,
+            content_type=output.content_type,
+            output=output,
+        )
+
+
 @strawberry.type(description="One export and its live state.")
 class ExportJob:
     id: strawberry.ID
@@ -66,6 +106,11 @@ class ExportJob:
     )
     def download_url(self, info: Info) -> str | None:
         return info.context.services.jobs.download_url(self.job)
+
+    @strawberry.field(description="What came out; null unless COMPLETE.")
+    def output(self) -> ExportOutput | None:
+        output = Output.of(self.job)
+        return None if output is None else ExportOutput.of(output)
 
     @strawberry.field(
         description=(

@@ -26,6 +26,7 @@ from clients.runpod import (
 )
 from gql.clock import utcnow
 from gql.jobs.models import Change, ExportJob, ExportStatus, change_from_runpod
+from gql.jobs.output import poster_key
 from gql.jobs.transitions import JobTransitions
 from gql.tracking.budget import Priority
 from gql.tracking.circuit import EndpointCircuit, backoff
@@ -168,6 +169,7 @@ def payload(job: ExportJob) -> dict[str, object]:
         "type": job.kind.value,
         "input_key": job.input_key,
         "output_key": job.output_key,
+        "poster_key": poster_key(job.output_key),
         "params": dict(job.params),
         # Not read by the handler: for RunPod's dashboards and the stand-in's run lengths.
         "input_seconds": job.input_seconds,

@@ -8,12 +8,11 @@ pixel, with local storage and with an S3-protocol server (R2 settings).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,10 @@ import httpx
 import pytest
 
 from clients.storage import open_storage
-from tests.servers.s3 import MotoS3Server
-from tests.support.app_server import RunningApp, make_settings
+from tests.support.app_server import RunningApp, StartLocal, make_settings
 from tests.support.assets import SeededAssets, seed_assets
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket, collect
-from tests.support.held_exports import HELD_EXPORT_HANDLER, HeldExports
-from tests.support.lifecycle import starter
+from tests.support.held_exports import HeldExports
 from tests.support.overlay_region import INSIDE_REGION, OUTSIDE_REGION, ellipse_masks, overlay
 from tests.support.queries import (
     CANCEL,
@@ -42,35 +39,6 @@ from tests.support.waiting import eventually
 from worker.exports.caption import band_top
 
 EXPORT_TIMEOUT_S = 90.0
-
-StartLocal = Callable[..., RunningApp]
-
-
-@pytest.fixture
-def start_local(tmp_path: Path, held: HeldExports) -> Iterator[StartLocal]:
-    """Start the API with no RunPod endpoint: the embedded worker does the exports."""
-
-    def app(**overrides: Any) -> RunningApp:
-        values = {
-            "data_dir": tmp_path / "data",
-            "local_worker_concurrency": 2,
-            "local_worker_handler": HELD_EXPORT_HANDLER,
-            **overrides,
-        }
-        return RunningApp(make_settings(**values))
-
-    with starter(app) as start:
-        yield start
-
-
-@pytest.fixture(params=["local", "r2"])
-def storage_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """No storage settings (the local folder), or R2 settings for a fresh bucket."""
-    if request.param == "local":
-        return {}
-    s3_server: MotoS3Server = request.getfixturevalue("s3_server")
-    config = s3_server.new_bucket(tmp_path / "unused-local-storage")
-    return {k: v for k, v in dataclasses.asdict(config).items() if k.startswith("r2_")}
 
 
 async def start_export(app: RunningApp, mutation: str, field: str, input: dict[str, Any]) -> str:

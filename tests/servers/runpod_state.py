@@ -19,19 +19,17 @@ import contextlib
 import itertools
 import logging
 import random
-import tempfile
 import time
 import uuid
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeGuard, get_args
 
 import aiohttp
 
-from clients.storage import ObjectNotFound, ObjectStorage
+from clients.storage import ObjectStorage
 from tests.servers.runpod_limits import RouteGate, busiest_window
 from tests.servers.runpod_models import (
     PROGRESS_STEPS,
@@ -49,6 +47,7 @@ from tests.servers.runpod_models import (
     RunRecord,
     WebhookDelivery,
 )
+from tests.servers.runpod_outputs import store_output
 
 logger = logging.getLogger(__name__)
 
@@ -524,21 +523,11 @@ class FakeEndpoint:
                 self.move(job, "COMPLETED", output=result, error=None, webhook=True)
 
     def _write_output(self, job: FakeJob) -> dict[str, Any]:
-        """Store a copy of `input_key` (or a few bytes) at `output_key`, as a worker would."""
+        """Store and describe an output, as a worker would (`store_output`)."""
         output_key = job.input.get("output_key")
         if self._storage is None or not isinstance(output_key, str):
             return {"output_key": output_key}
-        with tempfile.TemporaryDirectory(prefix="runpod-fake-") as folder:
-            path = Path(folder) / "output"
-            input_key = job.input.get("input_key")
-            try:
-                if not isinstance(input_key, str):
-                    raise ObjectNotFound(str(input_key))
-                self._storage.get_file(input_key, path)
-            except ObjectNotFound:
-                path.write_bytes(f"fake export of {job.id}\n".encode())
-            self._storage.put_file(output_key, path)
-            return {"output_key": output_key, "size": path.stat().st_size}
+        return store_output(self._storage, job.input, f"fake export of {job.id}\n".encode())
 
 
 def _progress_steps(behaviour: Behaviour) -> tuple[tuple[int, str], ...]:

@@ -19,6 +19,8 @@ from clients.runpod import RunPodClient, RunPodJob, RunPodStatus, make_http_clie
 from clients.storage import StorageConfig, open_storage
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
 from tests.servers.runpod_models import Behaviour, Outcome
+from tests.support.posters import frame_shown, read_jpeg
+from tests.support.source_video import FPS, HEIGHT, SECONDS, WIDTH
 
 pytest_plugins = ["tests.servers.fixtures"]
 
@@ -98,8 +100,51 @@ async def test_auto_job_reports_progress_then_completes_with_a_copy_of_its_input
     progress = [j.output["progress"] for j in seen if j.status is RunPodStatus.IN_PROGRESS]
     assert progress == [0, 20, 40, 60, 80, 100]
     assert seen[-1].status is RunPodStatus.COMPLETED
-    assert seen[-1].output == {"output_key": "exports/out.mp4", "size": 13}
+    # A few bytes are no video: only their size and type can be told.
+    assert seen[-1].output == {
+        "output_key": "exports/out.mp4",
+        "size_bytes": 13,
+        "content_type": "video/mp4",
+    }
     assert (tmp_path / "exports/out.mp4").read_bytes() == b"original clip"
+
+
+async def test_a_video_output_is_described_as_the_worker_does_with_its_poster(
+    http: aiohttp.ClientSession,
+    start_runpod_server: StartRunPodServer,
+    source_video: Path,
+    tmp_path: Path,
+) -> None:
+    config = StorageConfig(local_dir=tmp_path)
+    open_storage(config).put_file("uploads/in.mp4", source_video)
+    server = start_runpod_server(behaviour=Behaviour(mode="auto", step=0.001), storage=config)
+    client = RunPodClient(http, server.url)
+
+    job = await client.run(
+        {
+            "input_key": "uploads/in.mp4",
+            "output_key": "exports/out.mp4",
+            "poster_key": "exports/out.jpg",
+        }
+    )
+    final = (await follow(client, job.id))[-1]
+
+    source = await asyncio.to_thread(source_video.stat)
+    assert final.status is RunPodStatus.COMPLETED
+    assert final.output == {
+        "output_key": "exports/out.mp4",
+        "duration_s": SECONDS,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "frames": round(SECONDS * FPS),
+        "frame_rate": float(FPS),
+        "size_bytes": source.st_size,
+        "content_type": "video/mp4",
+        "poster_key": "exports/out.jpg",
+    }
+    poster = read_jpeg((tmp_path / "exports/out.jpg").read_bytes())
+    assert poster.shape == (HEIGHT, WIDTH, 3)
+    assert frame_shown(poster, tmp_path / "exports/out.mp4") == FPS - 1
 
 
 async def test_auto_job_without_an_input_object_still_writes_an_output(

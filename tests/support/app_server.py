@@ -102,3 +102,7 @@ class RunningApp(Service):
 
 StartApi = Callable[..., RunningApp]
 """The `start_api` fixture: keyword arguments override the API's settings."""
+
+StartLocal = Callable[..., RunningApp]
+"""The `start_local` fixture: the API on its embedded local worker; keyword
+arguments override its settings."""

@@ -101,3 +101,22 @@ def annotate_input(game_id: int, **extra: object) -> dict[str, object]:
         ],
         **extra,
     }
+
+
+OUTPUT_FIELDS = """
+    output { durationSeconds width height frameRate sizeBytes contentType posterUrl }
+"""
+
+GET_OUTPUT = f"query Output($id: ID!) {{ exportJob(id: $id) {{ status {OUTPUT_FIELDS} }} }}"
+
+LIST_OUTPUTS = f"""
+query Outputs($first: Int) {{
+  exportJobs(first: $first) {{ edges {{ node {{ id status {OUTPUT_FIELDS} }} }} }}
+}}
+"""
+
+WATCH_OUTPUT = f"""
+subscription WatchOutput($id: ID!) {{
+  exportJob(id: $id) {{ status progress downloadUrl {OUTPUT_FIELDS} }}
+}}
+"""

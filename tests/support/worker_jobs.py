@@ -9,15 +9,25 @@ from typing import Any
 
 INPUT_KEY = "games/game.mp4"
 OUTPUT_KEY = "exports/out.mp4"
+POSTER_KEY = "exports/out.jpg"
 
 
-def job_input(kind: str, params: dict[str, Any], *, input_key: str = INPUT_KEY) -> dict[str, Any]:
+def job_input(
+    kind: str,
+    params: dict[str, Any],
+    *,
+    input_key: str = INPUT_KEY,
+    poster_key: str | None = POSTER_KEY,
+) -> dict[str, Any]:
+    """The `input` the API sends; `poster_key=None` leaves it out, as APIs before
+    posters did."""
     return {
         "job_id": "job-1",
         "user_id": "user-1",
         "type": kind,
         "input_key": input_key,
         "output_key": OUTPUT_KEY,
+        **({"poster_key": poster_key} if poster_key is not None else {}),
         "params": params,
     }
 

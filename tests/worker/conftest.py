@@ -30,9 +30,9 @@ def storage(tmp_path: Path, source_video: Path) -> LocalStorage:
 def export(storage: LocalStorage) -> Export:
     """Run the real handler on the stored game video; returns output, file and progress."""
 
-    def run(kind: str, params: dict[str, Any], *, input_key: str = INPUT_KEY) -> ExportRun:
+    def run(kind: str, params: dict[str, Any], **input_fields: Any) -> ExportRun:
         sent: list[dict[str, Any]] = []
-        job = {"id": "rp-1", "input": job_input(kind, params, input_key=input_key)}
+        job = {"id": "rp-1", "input": job_input(kind, params, **input_fields)}
         reporter = ProgressReporter(job, lambda _job, payload: sent.append(payload))
         output = run_export(job, storage=storage, reporter=reporter)
         return ExportRun(output, storage.path_of(output["output_key"]), sent)

@@ -38,6 +38,10 @@ def test_framing_output_is_the_interpolated_crop_scaled_to_the_requested_size(
         "width": 192,
         "height": 108,
         "frames": round(SECONDS * FPS),
+        "frame_rate": float(FPS),
+        "size_bytes": run.path.stat().st_size,
+        "content_type": "video/mp4",
+        "poster_key": "exports/out.jpg",
     }
     assert out.frames[0].shape == (108, 192)
     assert abs(out.duration_s - src.duration_s) <= 1 / FPS

@@ -133,6 +133,10 @@ async def test_export_runs_queued_then_in_progress_with_progress_then_completed(
         "width": 640,
         "height": 360,
         "frames": 150,
+        "frame_rate": 25.0,
+        "size_bytes": (storage_root / "exports/out.mp4").stat().st_size,
+        "content_type": "video/mp4",
+        "poster_key": "exports/out.jpg",
     }
     assert final["delayTime"] >= 0
     assert final["executionTime"] > 0
