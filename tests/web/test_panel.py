@@ -46,6 +46,13 @@ DURATION_JS = """video => new Promise((resolve, reject) => {
   video.addEventListener("error", () => reject(new Error(`video error ${video.error?.code}`)));
 })"""
 
+POSTER_SIZE_JS = """url => new Promise((resolve, reject) => {
+  const image = new Image();
+  image.onload = () => resolve([image.naturalWidth, image.naturalHeight]);
+  image.onerror = () => reject(new Error(`poster did not load: ${url}`));
+  image.src = url;
+})"""
+
 
 @pytest.fixture
 async def app(tmp_path: Path, held: HeldExports) -> AsyncIterator[RunningApp]:
@@ -102,6 +109,14 @@ async def run_to_completion(page: Page, held: HeldExports, job_id: str, seconds:
     await expect(row.locator("progress")).to_have_js_property("value", 100)
     duration = await row.locator("video").evaluate(DURATION_JS)
     assert abs(duration - seconds) < 0.1, (job_id, duration)
+    # The output line, and the poster frame the worker wrote, decoded by the browser.
+    await expect(row.locator(".output")).to_have_text(
+        re.compile("^0:0\\d · 640\u00d7360 · [\\d.]+ fps · \\d+ kB$")
+    )
+    poster = await row.locator("video").get_attribute("poster")
+    assert poster
+    size = await page.evaluate(POSTER_SIZE_JS, poster)
+    assert size == [640, 360], (job_id, size)
 
 
 async def test_the_panel_runs_exports_live_cancels_retries_and_falls_back_to_sse(

@@ -1,6 +1,7 @@
 // One row per job: status, a live progress bar, the message, errors, the finished video.
 import { h, showMessages } from "./dom";
 import { canCancel, canRetry, type Job } from "./jobs";
+import { describeOutput } from "./output";
 import { placeInLine, timeLeft } from "./waiting";
 
 export interface JobActions {
@@ -71,7 +72,13 @@ export class JobRow {
     if (job.downloadUrl && !this.player.firstChild) {
       // Set once: a later update must not restart a video being watched.
       this.player.append(
-        h("video", { controls: true, preload: "metadata", src: job.downloadUrl }),
+        h("video", {
+          controls: true,
+          preload: "metadata",
+          src: job.downloadUrl,
+          poster: job.output?.posterUrl ?? undefined,
+        }),
+        h("p", { class: "output" }, describeOutput(job.output)),
         h("a", { href: job.downloadUrl, download: "" }, "Download MP4"),
       );
     }

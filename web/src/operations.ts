@@ -25,6 +25,14 @@ export const JobFields = graphql(`
       completesAtHigh
       basis
     }
+    output {
+      durationSeconds
+      width
+      height
+      frameRate
+      sizeBytes
+      posterUrl
+    }
   }
 `);
 
