@@ -3,7 +3,6 @@ and the media type each `Accept` header gets, with the status codes that go with
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support.app_server import RunningApp, sqlite_url
-from tests.support.node import WEB_DIR, require_node_modules
+from tests.support.node import run_node_script
 
 
 @pytest.fixture
@@ -34,17 +33,10 @@ AUDIT_TIMEOUT_S = 60.0
 
 
 async def test_graphql_http_server_audits_all_pass(api: RunningApp) -> None:
-    require_node_modules()
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(WEB_DIR / "test" / "audit.mjs"),
-        api.graphql_url,
-        cwd=WEB_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    status, stdout, stderr = await run_node_script(
+        "audit.mjs", api.graphql_url, timeout_s=AUDIT_TIMEOUT_S
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), AUDIT_TIMEOUT_S)
-    assert process.returncode == 0, stderr.decode()
+    assert status == 0, stderr.decode()
     report = json.loads(stdout)
 
     assert report["failures"] == []
