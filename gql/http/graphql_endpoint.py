@@ -41,6 +41,7 @@ from gql.http.media_types import (
     json_result_type,
 )
 from gql.http.request_errors import (
+    MUTATION_OVER_GET,
     NOT_ACCEPTABLE,
     MethodNotAllowed,
     error_response,
@@ -51,7 +52,7 @@ from gql.subscriptions.connections import UserConnections
 from gql.subscriptions.handlers import LegacyWSHandler, TransportWSHandler
 from gql.subscriptions.http_streams import SSELineFeedTransport
 from gql.subscriptions.hub import SubscriptionHub
-from gql.subscriptions.operations import is_subscription
+from gql.subscriptions.operations import is_mutation, is_subscription
 from gql.subscriptions.outbox import OutboxWebSocketAdapter
 from gql.subscriptions.over_http import HTTPSubscriptions, may_subscribe
 
@@ -161,10 +162,18 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        """Streams are for subscriptions: a query or mutation from a client that also
-        accepts JSON (urql sends `application/json, …, text/event-stream`) is
-        answered in JSON, not as a one-event stream."""
+        """A mutation sent with GET is a 405, whatever it accepts. Streams are for
+        subscriptions: a query or mutation from a client that also accepts JSON
+        (urql sends `application/json, …, text/event-stream`) is answered in JSON,
+        not as a one-event stream."""
         data = await super().parse_http_body(request)
+        # Checked here for streams too: Strawberry reports it only inside the stream.
+        if (
+            request.method == "GET"
+            and isinstance(data, GraphQLRequestData)
+            and is_mutation(data.query, data.operation_name)
+        ):
+            raise MethodNotAllowed(MUTATION_OVER_GET)
         if (
             isinstance(data, GraphQLRequestData)
             and data.protocol != "http"
@@ -188,10 +197,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
                 request, request_adapter, sub_response, context, root_value, request_data
             )
         except HTTPException as error:
+            # A document too long for `is_mutation`'s look in `parse_http_body`.
             if request_adapter.method == "GET" and isinstance(
                 error.__cause__, InvalidOperationTypeError
             ):
-                raise MethodNotAllowed(error.reason) from error.__cause__
+                raise MethodNotAllowed(MUTATION_OVER_GET) from error.__cause__
             raise
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -230,7 +240,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         data = await self.parse_http_body(adapter)
         if not isinstance(data, GraphQLRequestData):
             return None
-        return self.http_subscriptions.respond(data, context)
+        json_type = json_result_type(request.headers.get("accept")) or APPLICATION_JSON
+        return self.http_subscriptions.respond(data, context, json_type=json_type)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -24,6 +24,8 @@ NOT_ACCEPTABLE = (
     "application/json, text/event-stream or multipart/mixed."
 )
 
+MUTATION_OVER_GET = "Mutations are sent with POST, not GET."
+
 
 class MethodNotAllowed(HTTPException):
     """A mutation sent with GET: it must be a POST."""

@@ -153,7 +153,7 @@ async def test_a_field_error_that_nulls_data_is_still_a_200(http: httpx.AsyncCli
     assert [error["path"] for error in body["errors"]] == [["exportJobs"]]
 
 
-@pytest.mark.parametrize("accept", [None, JSON, NEW])
+@pytest.mark.parametrize("accept", [None, JSON, NEW, "text/event-stream"])
 async def test_a_mutation_over_get_is_a_405(http: httpx.AsyncClient, accept: str | None) -> None:
     query = 'mutation { cancelExport(id: "1") { userErrors { code } } }'
     response = await http.get("/graphql", params={"query": query}, headers=headers_for(accept))
@@ -178,3 +178,18 @@ async def test_graphiql_is_still_served_to_browsers(http: httpx.AsyncClient) -> 
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_a_subscription_that_cannot_stream_is_a_400_in_the_new_media_type(
+    http: httpx.AsyncClient,
+) -> None:
+    query = {"query": "subscription { exportJobs { id } }"}
+    new = await http.post("/graphql", json=query, headers={"Accept": NEW})
+    old = await http.post("/graphql", json=query, headers={"Accept": JSON})
+
+    assert (new.status_code, new.headers["content-type"]) == (400, NEW)
+    assert [error["extensions"]["code"] for error in new.json()["errors"]] == ["STREAMING_REQUIRED"]
+    assert "data" not in new.json()
+    assert (old.status_code, old.headers["content-type"]) == (200, JSON)
+    assert old.json()["data"] is None
+    assert old.json()["errors"][0]["extensions"]["code"] == "STREAMING_REQUIRED"
