@@ -33,6 +33,8 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              BENCH_POSTGRES_URL; BENCH_BASELINE_ROOT adds an earlier checkout's API).
 - eta:       queue positions and estimates as subscribers receive them, against
              when the stand-in really started and finished each export.
+- uploads:   10 concurrent 100 MB bodies from async httpx over the 1 MiB limit:
+             413s, the server's peak RSS growth, plain queries answered meanwhile.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -70,6 +72,7 @@ BENCHES = (
     "scale",
     "budget",
     "eta",
+    "uploads",
 )
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
@@ -99,6 +102,7 @@ HEADLINES = {
         "eta_error_median_running",
         "eta_interval_coverage",
     ],
+    "uploads": ["uploads_413", "uploads_rss_growth_kb"],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
 GOALS = [
@@ -132,6 +136,9 @@ GOALS = [
     ("eta_error_median_waiting", "<=", 0.25),
     ("eta_error_median_running", "<=", 0.15),
     ("eta_interval_coverage", ">=", 0.8),
+    # 10 concurrent 100 MB uploads from async httpx: every one a 413, memory flat.
+    ("uploads_413", ">=", 10.0),
+    ("uploads_rss_growth_kb", "<=", 10_240.0),
 ]
 
 
@@ -178,7 +185,7 @@ def _commit() -> str | None:
 
 def _runs(selected: list[str]) -> list[tuple[str, Any]]:
     """(name, run function) of each bench to run, in order; fanout and cpu share one."""
-    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale
+    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale, uploads
 
     runs: list[tuple[str, Any]] = [
         (name, module.run)
@@ -196,6 +203,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
             ("scale", scale),
             ("budget", budget),
             ("eta", eta),
+            ("uploads", uploads),
         )
         if name in selected
     ]

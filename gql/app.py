@@ -34,6 +34,7 @@ from gql.db.database import Database
 from gql.graphql_schema import build_schema
 from gql.http.graphql_endpoint import GraphQLEndpoint
 from gql.http.json_body import JsonBodyGuard
+from gql.http.lingering import LingeringClose
 from gql.http.panel import mount_panel
 from gql.http.request_size import RequestSizeLimit
 from gql.http.routes import router as http_routes
@@ -155,8 +156,12 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept"],
             max_age=600,
         )
-    # Outermost of ours: nothing reads a body before its size is known to be fine.
+    # Nothing reads a body before its size is known to be fine.
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost of ours: every early answer, the 413 included, lingers.
+    app.add_middleware(
+        LingeringClose, max_bytes=settings.linger_max_bytes, max_s=settings.linger_max_s
+    )
     app.include_router(http_routes)
     mount_panel(app)
     return app

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     max_query_tokens: int = Field(default=2000, ge=1)
     # Request bodies beyond this are refused (413) as they stream in, before parsing.
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    # After an answer given before the body was read (a 413, a 401), the rest of the
+    # body is read and discarded, up to this much and this long, before closing:
+    # clients that send their whole body before reading then get the answer.
+    # 0 turns it off.
+    linger_max_bytes: int = Field(default=128 << 20, ge=0)
+    linger_max_s: float = Field(default=30.0, ge=0)
     # Origins (scheme://host[:port]) whose pages may call the API from a browser.
     cors_origins: Annotated[list[str], NoDecode] = []
     # Per user: unfinished exports, exports started in any minute, and open

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 
-from starlette.responses import PlainTextResponse
+from cross_web import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.parse_content_type import parse_content_type
 
+from gql.http.media_types import json_result_type
+from gql.http.request_errors import error_response
+
 _JSON_WHITESPACE = " \t\n\r"
+UNPARSABLE_BODY = HTTPException(400, "Unable to parse request body as JSON")
 
 
 class JsonBodyGuard:
@@ -35,7 +39,8 @@ class JsonBodyGuard:
                 break
         body = b"".join(chunks)
         if not _object_or_array(body):
-            response = PlainTextResponse("Unable to parse request body as JSON", status_code=400)
+            accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+            response = error_response(UNPARSABLE_BODY, json_result_type(accept))
             await response(scope, receive, send)
             return
         await self.app(scope, _replaying(body, receive), send)

@@ -3,7 +3,9 @@
 A declared `Content-Length` over the limit is answered at once, without reading
 the body; a body streamed in chunks is counted as it arrives and refused the
 moment it passes the limit. Either way the answer is a 413 with a one-line JSON
-error, and the server never holds more than the limit of any request.
+error, and the server never holds more than the limit of any request. The rest
+of the body is then read and discarded (`gql.http.lingering`), so that clients
+which send their whole body before reading get the 413 rather than a reset.
 Websocket messages have their own bound (uvicorn's `ws_max_size`).
 """
 
@@ -66,8 +68,8 @@ class RequestSizeLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # "Connection: close": the rest of the body is never read, so the
-        # connection cannot carry another request.
+        # "Connection: close": the rest of the body is drained only up to a bound,
+        # so the connection cannot carry another request.
         response = Response(
             self._refusal,
             status_code=413,

@@ -6,7 +6,14 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 
 # Root fields whose results are each the current state of one thing: a subscriber
 # joining a running execution is sent its latest result first, and a result equal
@@ -70,13 +77,28 @@ def is_subscription(query: object, operation_name: object) -> bool:
     return _subscription_root_field(query, operation_name) is not None
 
 
+def is_mutation(query: object, operation_name: object) -> bool:
+    """Whether the document's selected operation is a mutation."""
+    if not isinstance(query, str) or len(query) > MAX_SHARED_QUERY_CHARS:
+        return False
+    if operation_name is not None and not isinstance(operation_name, str):
+        return False
+    operation = _operation(query, operation_name)
+    return operation is not None and operation.operation == OperationType.MUTATION
+
+
+@lru_cache(maxsize=512)
+def _operation(query: str, operation_name: str | None) -> OperationDefinitionNode | None:
+    try:
+        return get_operation_ast(parse(query, no_location=True), operation_name)
+    except GraphQLError:
+        return None
+
+
 @lru_cache(maxsize=512)
 def _subscription_root_field(query: str, operation_name: str | None) -> str | None:
     """The root field's name when `query` selects a subscription, else None."""
-    try:
-        operation = get_operation_ast(parse(query, no_location=True), operation_name)
-    except GraphQLError:
-        return None
+    operation = _operation(query, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
         return None
     selections = operation.selection_set.selections

@@ -30,6 +30,8 @@ STREAMING_REQUIRED = (
     "on this URL (graphql-transport-ws)."
 )
 
+LEGACY_JSON = "application/json"
+
 
 async def may_subscribe(request: Request) -> bool:
     """Only a document containing `subscription` can be one: queries and mutations,
@@ -56,12 +58,19 @@ class HTTPSubscriptions:
         # None: each transport's own interval (15 s for SSE, 5 s for multipart).
         self._heartbeat_s = heartbeat_s
 
-    def respond(self, data: GraphQLRequestData, context: Context) -> Response | None:
-        """The answer to a parsed request if it is a subscription; None otherwise."""
+    def respond(
+        self, data: GraphQLRequestData, context: Context, *, json_type: str = LEGACY_JSON
+    ) -> Response | None:
+        """The answer to a parsed request if it is a subscription; None otherwise.
+
+        `json_type` is the JSON media type the client negotiated: in any but
+        `application/json`, a subscription it cannot stream is refused with a 400
+        and no `data`, as GraphQL over HTTP wants of a request that is not run."""
         if data.protocol == "http" and is_subscription(data.query, data.operation_name):
             error = PublicError(STREAMING_REQUIRED, "STREAMING_REQUIRED").formatted
-            body = json.dumps({"data": None, "errors": [error]})
-            return Response(body, media_type="application/json")
+            if json_type == LEGACY_JSON:
+                return Response(json.dumps({"data": None, "errors": [error]}), media_type=json_type)
+            return Response(json.dumps({"errors": [error]}), status_code=400, media_type=json_type)
         operation = shared_operation(
             context.user_id, data.query, data.variables, data.operation_name
         )

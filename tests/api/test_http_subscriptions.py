@@ -186,11 +186,11 @@ async def test_streams_authenticate_and_never_show_another_users_job(
 @pytest.mark.parametrize(
     ("accept", "content_type"),
     [
-        # urql's Accept for queries and mutations
+        # urql's Accept for queries and mutations: it ranks the newer JSON type first
         (
             "application/graphql-response+json, application/graphql+json, application/json, "
             "text/event-stream, multipart/mixed",
-            "application/json",
+            "application/graphql-response+json",
         ),
         ("text/event-stream", "text/event-stream"),  # graphql-sse's distinct connections
     ],

@@ -3,6 +3,7 @@ packages, and Chromium. Missing, their tests are skipped, except in CI where the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -30,3 +31,19 @@ def require_chromium() -> str:
     if not Path(CHROMIUM).exists():
         _missing(f"{CHROMIUM} is missing: apt-get install chromium")
     return CHROMIUM
+
+
+async def run_node_script(script: str, *args: str, timeout_s: float) -> tuple[int, bytes, bytes]:
+    """Runs web/test/`script` under Node to its end: (exit status, stdout, stderr)."""
+    require_node_modules()
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(WEB_DIR / "test" / script),
+        *args,
+        cwd=WEB_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    assert process.returncode is not None
+    return process.returncode, stdout, stderr
