@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -111,6 +112,16 @@ async def test_every_event_of_an_export_reaches_the_backend_signed_in_order(
     assert len({request.webhook_id for request in requests}) == 4
     with pytest.raises(WebhookVerificationError):
         requests[0].verify(new_secret())
+
+    async def counted() -> str:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{backend.api.url}/metrics")).text
+        return text if "export_gql_webhook_delivery_seconds_count" in text else ""
+
+    metrics = await eventually(counted)
+    assert 'export_gql_webhook_deliveries_total{outcome="delivered"}' in metrics
+    assert 'export_gql_webhook_attempts_total{outcome="ok"}' in metrics
+    assert "export_gql_webhook_oldest_undelivered_seconds" in metrics
 
 
 async def test_during_a_rotation_both_secrets_sign(
