@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--seconds", type=float, help="length of the demo videos (default: 30)")
 
     doctor = commands.add_parser(
-        "doctor", help="check the deployment: database, RunPod, storage, webhooks, auth"
+        "doctor", help="check the deployment: database, RunPod, storage, webhooks, backend, auth"
     )
     doctor.add_argument("--json", action="store_true", help="print the results as JSON")
 
