@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Callable
 
 from gql.config.webhook_values import EventType
@@ -48,6 +50,8 @@ class DeliveryLoop:
         self._wakeup = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._gone: str | None = None
+        self._gone_checked_at = -math.inf
 
     def wake(self) -> None:
         """Look at the outbox now (an event was written, or a delivery ended)."""
@@ -84,7 +88,7 @@ class DeliveryLoop:
         """Claim and start what is due; how long to wait before the next look."""
         free = self._concurrency - len(self._sending)
         claimed = await self._outbox.claim(free) if free > 0 else []
-        gone = await self._outbox.disabled_reason(self._sender.url) if claimed else None
+        gone = await self._receiver_gone() if claimed else None
         for event in claimed:
             if gone is not None:
                 await self._abandon_unsent(event, gone)
@@ -92,15 +96,25 @@ class DeliveryLoop:
             task = asyncio.create_task(self._deliver(event), name=f"webhook:{event.webhook_id}")
             self._sending.add(task)
             task.add_done_callback(self._sent)
+        if claimed:
+            # More may be due (a full batch), or will be once these end, which wakes us.
+            return 0.0 if len(claimed) == free else self._poll_s
         backlog = await self._outbox.backlog()
         metrics.WEBHOOK_OLDEST_UNDELIVERED.set(backlog.oldest_age_s or 0.0)
-        if claimed and len(claimed) == free:
-            return 0.0  # there may be more
         due_in = backlog.next_due_in_s
         if due_in is None or due_in <= 0:
             # Nothing due, or what is due waits behind a delivery whose end wakes us.
             return self._poll_s
         return min(self._poll_s, due_in)
+
+    async def _receiver_gone(self) -> str | None:
+        """Why the receiver is disabled (a 410), read at most once per poll interval:
+        another process's 410 is heeded within one."""
+        now = time.monotonic()
+        if now >= self._gone_checked_at + self._poll_s:
+            self._gone = await self._outbox.disabled_reason(self._sender.url)
+            self._gone_checked_at = now
+        return self._gone
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
@@ -138,6 +152,7 @@ class DeliveryLoop:
         error = attempt.error or "failed"
         if attempt.gone:
             await self._outbox.disable(self._sender.url, GONE_REASON)
+            self._gone = GONE_REASON
             logger.warning(
                 "webhook receiver answered 410 Gone: nothing more is sent to it until a replay",
                 extra=fields,

@@ -1,5 +1,7 @@
-"""One attempt at delivering a body: signed, over a pooled HTTP client, redirects
-not followed, the whole exchange within the timeout."""
+"""One attempt at delivering a body: signed, over a pooled HTTP client (aiohttp,
+as the RunPod client, with a pool of its own so a slow receiver never takes
+RunPod's connections), redirects not followed, the whole exchange within the
+timeout."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from gql.webhooks.retry import retry_after_seconds
 from gql.webhooks.signing import Signer
@@ -50,35 +52,44 @@ class WebhookSender:
         self.url = url
         self._signer = signer
         self._timeout_s = timeout_s
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s,
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"user-agent": USER_AGENT},
-        )
+        self._max_connections = max_connections
+        self._http: aiohttp.ClientSession | None = None
 
     async def send(self, webhook_id: str, body: str) -> Attempt:
         headers = self._signer.headers(webhook_id, body)
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._http.post(self.url, content=body, headers=headers)
-        except (TimeoutError, httpx.TimeoutException):
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._session().post(
+                    self.url, data=body.encode(), headers=headers, allow_redirects=False
+                ) as response,
+            ):
+                await response.read()
+        except TimeoutError:
             return Attempt(status=None, error="timed out", seconds=time.monotonic() - started)
-        except httpx.HTTPError as error:
+        except (aiohttp.ClientError, OSError) as error:
             cause = str(error) or type(error).__name__
             return Attempt(status=None, error=cause, seconds=time.monotonic() - started)
         seconds = time.monotonic() - started
-        if 200 <= response.status_code < 300:
-            return Attempt(status=response.status_code, error=None, seconds=seconds)
+        if 200 <= response.status < 300:
+            return Attempt(status=response.status, error=None, seconds=seconds)
         return Attempt(
-            status=response.status_code,
-            error=f"HTTP {response.status_code}",
+            status=response.status,
+            error=f"HTTP {response.status}",
             retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
             seconds=seconds,
         )
 
+    def _session(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop.
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                headers={"user-agent": USER_AGENT},
+            )
+        return self._http
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()

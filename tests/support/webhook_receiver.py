@@ -65,6 +65,13 @@ class Received:
         return verified
 
 
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    # socketserver's default backlog of 5 drops connections under a burst, and
+    # their SYN retries (1 s, 3 s…) would be timed as the sender's latency.
+    request_queue_size = 1024
+
+
 class WebhookReceiver(Service):
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -80,6 +87,8 @@ class WebhookReceiver(Service):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real backend
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode()
@@ -96,8 +105,7 @@ class WebhookReceiver(Service):
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
