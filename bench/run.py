@@ -33,6 +33,9 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              BENCH_POSTGRES_URL; BENCH_BASELINE_ROOT adds an earlier checkout's API).
 - eta:       queue positions and estimates as subscribers receive them, against
              when the stand-in really started and finished each export.
+- webhooks:  300 exports finishing at once with WEBHOOK_URL on a loopback
+             receiver: change -> first attempt p99, every event verified with
+             `standardwebhooks`, no completion lost.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -70,6 +73,7 @@ BENCHES = (
     "scale",
     "budget",
     "eta",
+    "webhooks",
 )
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
@@ -99,6 +103,7 @@ HEADLINES = {
         "eta_error_median_running",
         "eta_interval_coverage",
     ],
+    "webhooks": ["webhook_first_attempt_p99_ms", "webhook_completions_lost"],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
 GOALS = [
@@ -132,6 +137,9 @@ GOALS = [
     ("eta_error_median_waiting", "<=", 0.25),
     ("eta_error_median_running", "<=", 0.15),
     ("eta_interval_coverage", ">=", 0.8),
+    # Outbound webhooks: a change reaches the receiver within 200 ms, none lost.
+    ("webhook_first_attempt_p99_ms", "<=", 200.0),
+    ("webhook_completions_lost", "<=", 0.0),
 ]
 
 
@@ -178,7 +186,7 @@ def _commit() -> str | None:
 
 def _runs(selected: list[str]) -> list[tuple[str, Any]]:
     """(name, run function) of each bench to run, in order; fanout and cpu share one."""
-    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale
+    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale, webhooks
 
     runs: list[tuple[str, Any]] = [
         (name, module.run)
@@ -196,6 +204,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
             ("scale", scale),
             ("budget", budget),
             ("eta", eta),
+            ("webhooks", webhooks),
         )
         if name in selected
     ]
