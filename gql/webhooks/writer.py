@@ -38,7 +38,9 @@ class OutboxWriter:
             return [supersede, Statement("insert_webhook_progress", progress)]
         insert = Statement("insert_webhook_event", values)
         # A final event never waits behind a throttled progress: it replaces it.
-        return [supersede, insert] if event.is_final else [insert]
+        if event.is_final and EventType.PROGRESS in self._events:
+            return [supersede, insert]
+        return [insert]
 
     def written(self) -> None:
         for listener in self._listeners:

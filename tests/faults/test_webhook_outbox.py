@@ -110,3 +110,41 @@ async def test_events_owed_to_a_receiver_that_is_down_survive_a_kill(
     await eventually(lambda: len(receiver.delivered()) == 4, timeout=30)
     assert receiver.delivered_for(job_id) == LIFECYCLE
     await eventually(lambda: _all_delivered(database_url))
+
+
+@pytest.mark.postgres
+async def test_two_processes_share_the_deliveries_each_event_once_each_job_in_order(
+    start_server: StartServer,
+    control: RunPodControl,
+    receiver: WebhookReceiver,
+    postgres_url: str,
+) -> None:
+    # Registrations far longer than the test: no claim lapses, so nothing is sent twice.
+    env = {
+        **as_env(webhook_settings(receiver, new_secret())),
+        "DATABASE_URL": postgres_url,
+        "LEASE_TTL_S": "30",
+    }
+    first, second = start_server(**env), start_server(**env)
+    assets = await seed_assets(first.settings, "local")
+    job_ids = []
+    for server in (first, second, first, second, first, second):
+        async with GraphQLHTTP(server.graphql_url) as client:
+            job_ids.append(await start_overlay(client, assets.project_id))
+    runpod_ids = [
+        (await eventually(lambda j=job_id: runs_for(control, j)))[0] for job_id in job_ids
+    ]
+    for runpod_id in runpod_ids:
+        control.progress(runpod_id, 40)
+    await eventually(lambda: len(receiver.delivered()) == 3 * len(job_ids), timeout=30)
+    for runpod_id in runpod_ids:
+        control.complete(runpod_id)
+
+    await eventually(lambda: len(receiver.delivered()) == 4 * len(job_ids), timeout=30)
+    for job_id in job_ids:
+        assert receiver.delivered_for(job_id) == LIFECYCLE
+    ids = [request.webhook_id for request in receiver.received]
+    assert len(ids) == len(set(ids))
+    assert {request.headers["user-agent"] for request in receiver.received} == {
+        "export-gql-webhooks"
+    }

@@ -67,6 +67,8 @@ def test_progress_replaces_the_waiting_one_and_a_final_event_any_waiting_progres
 def test_events_left_out_of_the_filter_write_nothing() -> None:
     writer = OutboxWriter(events=DEFAULT_EVENTS, progress_interval_s=1)
     assert writer.statements(RUNNING, RUNNING.evolve(progress=20)) == []
+    final = writer.statements(RUNNING, RUNNING.evolve(status=ExportStatus.CANCELLED))
+    assert [s.name for s in final] == ["insert_webhook_event"]
     assert EventType.PROGRESS not in DEFAULT_EVENTS
 
 
