@@ -35,7 +35,8 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              when the stand-in really started and finished each export.
 - webhooks:  300 exports finishing at once with WEBHOOK_URL on a loopback
              receiver: change -> first attempt p99, every event verified with
-             `standardwebhooks`, no completion lost.
+             `standardwebhooks`, no completion lost; the receiver down for 60 s,
+             then back: none lost, and how soon they all arrive.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -103,7 +104,12 @@ HEADLINES = {
         "eta_error_median_running",
         "eta_interval_coverage",
     ],
-    "webhooks": ["webhook_first_attempt_p99_ms", "webhook_completions_lost"],
+    "webhooks": [
+        "webhook_first_attempt_p99_ms",
+        "webhook_completions_lost",
+        "webhook_outage_lost",
+        "webhook_outage_recovery_s",
+    ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
 GOALS = [
@@ -140,6 +146,7 @@ GOALS = [
     # Outbound webhooks: a change reaches the receiver within 200 ms, none lost.
     ("webhook_first_attempt_p99_ms", "<=", 200.0),
     ("webhook_completions_lost", "<=", 0.0),
+    ("webhook_outage_lost", "<=", 0.0),
 ]
 
 

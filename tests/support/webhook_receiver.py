@@ -90,6 +90,10 @@ class WebhookReceiver(Service):
             protocol_version = "HTTP/1.1"  # keep-alive, as a real backend
 
             def do_POST(self) -> None:
+                if receiver._server is None:
+                    # Down: a connection kept alive from before is cut, not answered.
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode()
                 answer = receiver._next_answer()
