@@ -27,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bench.harness import Context, Processes, percentiles, rounded
@@ -62,13 +63,7 @@ def _outage(context: Context, count: int, outage_s: float) -> dict[str, Any]:
     context.say(f"webhooks: receiver down {outage_s:g} s while {count} exports complete")
     with Processes(folder) as processes, WebhookReceiver() as receiver:
         fake = Fake(processes)
-        api = Api(
-            processes,
-            fake,
-            folder / "api",
-            poll_interval_s=INTERVAL_S,
-            settings={**UNBOUND_BUDGET, "webhook_url": receiver.url, "webhook_secret": secret},
-        )
+        api = _hooked_api(processes, fake, folder, receiver, secret)
         job_ids = api.start_jobs(count)
         runpod_ids = _submitted(fake, job_ids)
         _wait(lambda: len(receiver.delivered()) >= 2 * count, 60)  # created, queued
@@ -103,6 +98,19 @@ def _outage(context: Context, count: int, outage_s: float) -> dict[str, Any]:
     }
 
 
+def _hooked_api(
+    processes: Processes, fake: Fake, folder: Path, receiver: WebhookReceiver, secret: str
+) -> Api:
+    """The API on `fake`, its webhooks going to `receiver`."""
+    return Api(
+        processes,
+        fake,
+        folder / "api",
+        poll_interval_s=INTERVAL_S,
+        settings={**UNBOUND_BUDGET, "webhook_url": receiver.url, "webhook_secret": secret},
+    )
+
+
 def _wait(done: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -117,17 +125,7 @@ def _burst(context: Context, count: int) -> dict[str, Any]:
     context.say(f"webhooks: {count} exports finishing at once")
     with Processes(folder) as processes, WebhookReceiver() as receiver:
         fake = Fake(processes)
-        api = Api(
-            processes,
-            fake,
-            folder / "api",
-            poll_interval_s=INTERVAL_S,
-            settings={
-                **UNBOUND_BUDGET,
-                "webhook_url": receiver.url,
-                "webhook_secret": secret,
-            },
-        )
+        api = _hooked_api(processes, fake, folder, receiver, secret)
         job_ids = api.start_jobs(count)
         runpod_ids = _submitted(fake, job_ids)
         began = time.monotonic()
