@@ -257,6 +257,16 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def percentiles(values: Sequence[float]) -> dict[str, Any]:
+    """p50, p99 and max of a sample, and its size."""
+    return {
+        "p50": rounded(percentile(values, 50)),
+        "p99": rounded(percentile(values, 99)),
+        "max": rounded(max(values, default=None)),
+        "samples": len(values),
+    }
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     with contextlib.suppress(OSError):

@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from bench.generators import LoadGenerators, merge_status
-from bench.harness import Context, Processes, cpu_seconds, percentile, rounded
+from bench.harness import Context, Processes, cpu_seconds, percentiles, rounded
 from bench.stack import Api, Fake, ws_target
 
 INTERVAL_S = 1.0
@@ -111,8 +111,8 @@ def _level(context: Context, count: int) -> dict[str, Any]:
         "cpu_ms_per_job_poll": rounded(used["api"] * 1000 / polls, 3) if polls else None,
         "cpu_share": {name: rounded(seconds / WINDOW_S, 2) for name, seconds in used.items()},
         "completions_within_s": rounded(spread_s, 2),
-        "webhook_answer_ms": _percentiles(webhooks),
-        "complete_push_ms": _percentiles(pushes),
+        "webhook_answer_ms": percentiles(webhooks),
+        "complete_push_ms": percentiles(pushes),
         "subscriptions_at_end": state,
         "server_log": log,
     }
@@ -123,13 +123,4 @@ def _cpu(api: Api, fake: Fake, generators: LoadGenerators) -> dict[str, float]:
         "api": api.process.cpu_seconds(),
         "fake": fake.process.cpu_seconds(),
         "load_generators": sum(cpu_seconds(pid) for pid in generators.pids),
-    }
-
-
-def _percentiles(values: list[float]) -> dict[str, Any]:
-    return {
-        "p50": rounded(percentile(values, 50)),
-        "p99": rounded(percentile(values, 99)),
-        "max": rounded(max(values, default=None)),
-        "samples": len(values),
     }

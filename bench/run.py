@@ -35,6 +35,10 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              when the stand-in really started and finished each export.
 - uploads:   10 concurrent 100 MB bodies from async httpx over the 1 MiB limit:
              413s, the server's peak RSS growth, plain queries answered meanwhile.
+- webhooks:  300 exports finishing at once with WEBHOOK_URL on a loopback
+             receiver: change -> first attempt p99, every event verified with
+             `standardwebhooks`, no completion lost; the receiver down for 60 s,
+             then back: none lost, and how soon they all arrive.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -73,6 +77,7 @@ BENCHES = (
     "budget",
     "eta",
     "uploads",
+    "webhooks",
 )
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
@@ -103,6 +108,12 @@ HEADLINES = {
         "eta_interval_coverage",
     ],
     "uploads": ["uploads_413", "uploads_rss_growth_kb"],
+    "webhooks": [
+        "webhook_first_attempt_p99_ms",
+        "webhook_completions_lost",
+        "webhook_outage_lost",
+        "webhook_outage_recovery_s",
+    ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
 GOALS = [
@@ -139,6 +150,10 @@ GOALS = [
     # 10 concurrent 100 MB uploads from async httpx: every one a 413, memory flat.
     ("uploads_413", ">=", 10.0),
     ("uploads_rss_growth_kb", "<=", 10_240.0),
+    # Outbound webhooks: a change reaches the receiver within 200 ms, none lost.
+    ("webhook_first_attempt_p99_ms", "<=", 200.0),
+    ("webhook_completions_lost", "<=", 0.0),
+    ("webhook_outage_lost", "<=", 0.0),
 ]
 
 
@@ -185,7 +200,19 @@ def _commit() -> str | None:
 
 def _runs(selected: list[str]) -> list[tuple[str, Any]]:
     """(name, run function) of each bench to run, in order; fanout and cpu share one."""
-    from bench import broadcast, budget, eta, jobs, mutations, polls, push, rss, scale, uploads
+    from bench import (
+        broadcast,
+        budget,
+        eta,
+        jobs,
+        mutations,
+        polls,
+        push,
+        rss,
+        scale,
+        uploads,
+        webhooks,
+    )
 
     runs: list[tuple[str, Any]] = [
         (name, module.run)
@@ -204,6 +231,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
             ("budget", budget),
             ("eta", eta),
             ("uploads", uploads),
+            ("webhooks", webhooks),
         )
         if name in selected
     ]

@@ -41,7 +41,7 @@ from gql.http.routes import router as http_routes
 from gql.http.shortcuts import Shortcuts
 from gql.jobs.broker import JobBroker
 from gql.jobs.quotas import StartQuota
-from gql.jobs.repository import JobRepository
+from gql.jobs.repository import JobEvents, JobRepository
 from gql.jobs.service import JobService
 from gql.jobs.transitions import JobTransitions
 from gql.observability import metrics
@@ -56,6 +56,7 @@ from gql.tracking.schedule import PollSchedule
 from gql.tracking.steps import RunPodSteps
 from gql.tracking.tracker import JobTracker
 from gql.tracking.waiting_room import WaitingRoom
+from gql.webhooks.setup import delivery_loop, outbox_writer
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
             signing_key=settings.local_signing_key(),
             base_url=settings.base_url,
         )
-        jobs = _JobFollowing.build(settings, database, runpod)
+        webhook_events = outbox_writer(settings)
+        jobs = _JobFollowing.build(settings, database, runpod, webhook_events)
         authenticator = Authenticator.from_settings(settings)
         services = Services(
             jobs=JobService(
@@ -114,6 +116,17 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.runtime = runtime
         await jobs.start()
+        deliveries = None
+        if webhook_events is not None:
+            # Started once this process is registered: its claims last while it is.
+            deliveries = delivery_loop(
+                settings,
+                database,
+                process_id=jobs.coordinator.process_id,
+                download_url=lambda key: storage.presigned_url(key, settings.download_url_ttl_s),
+            )
+            webhook_events.on_written(deliveries.wake)
+            await deliveries.start()
         sampling = asyncio.create_task(runtime.gauges.run(), name="gauges")
         try:
             yield
@@ -121,6 +134,8 @@ def create_app(settings: Settings) -> FastAPI:
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+            if deliveries is not None:
+                await deliveries.stop()
             await jobs.stop()
             if local_worker is not None:
                 await local_worker.stop()
@@ -252,10 +267,16 @@ class _JobFollowing:
     waiting: WaitingRoom
 
     @classmethod
-    def build(cls, settings: Settings, database: Database, runpod: _RunPodAccess) -> _JobFollowing:
+    def build(
+        cls,
+        settings: Settings,
+        database: Database,
+        runpod: _RunPodAccess,
+        events: JobEvents | None,
+    ) -> _JobFollowing:
         process_id = new_process_id()
         lease_ttl_s = settings.job_lease_ttl_s
-        repo = JobRepository(database, lease_owner=process_id)
+        repo = JobRepository(database, lease_owner=process_id, events=events)
         assets = AssetRepository(database)
         broker = JobBroker()
         # One process on SQLite; any number on PostgreSQL, which carries the feed.

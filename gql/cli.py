@@ -47,9 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--seconds", type=float, help="length of the demo videos (default: 30)")
 
     doctor = commands.add_parser(
-        "doctor", help="check the deployment: database, RunPod, storage, webhooks, auth"
+        "doctor", help="check the deployment: database, RunPod, storage, webhooks, backend, auth"
     )
     doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    webhooks = commands.add_parser(
+        "webhooks", help="the outbound webhooks' events: list them, replay abandoned ones"
+    )
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the newest events, one JSON object a line")
+    listing.add_argument(
+        "--state", choices=["all", "pending", "delivered", "abandoned"], default="all"
+    )
+    listing.add_argument("--limit", type=int, default=50)
+    replay = actions.add_parser(
+        "replay", help="send events again (same webhook-id); re-enables a receiver gone 410"
+    )
+    chosen = replay.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", dest="ids", action="append", help="a webhook id (repeatable)")
+    chosen.add_argument("--abandoned", action="store_true", help="every abandoned event")
 
     export = commands.add_parser("export-schema", help="write the schema's SDL")
     export.add_argument("--output", type=Path, default=SCHEMA_FILE)
@@ -62,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "token": _token,
         "seed-demo": _seed_demo,
         "doctor": _doctor,
+        "webhooks": _webhooks,
         "export-schema": _export_schema,
     }[args.command]
     try:
@@ -144,6 +161,23 @@ def _doctor(args: argparse.Namespace) -> int:
     results = asyncio.run(run_checks(settings))
     print(render_json(results) if args.json else render_table(results))
     return 1 if any(result.failed for result in results) else 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+    from gql.webhooks.admin import list_events, replay
+
+    if args.action == "list":
+        for event in asyncio.run(list_events(settings, args.state, max(1, args.limit))):
+            print(json.dumps(event.summary()))
+        return 0
+    replayed = asyncio.run(replay(settings, args.ids or []))
+    if replayed.enabled_again:
+        print(f"the receiver is enabled again (it was disabled: {replayed.enabled_again})")
+    print(f"{len(replayed.webhook_ids)} event(s) to be sent again")
+    for webhook_id in replayed.webhook_ids:
+        print(webhook_id)
+    return 0
 
 
 def _wait_for_database(settings: Settings) -> None:

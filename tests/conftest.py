@@ -49,7 +49,7 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 POSTGRES_URL = f"{_SHARED_URL}_{_WORKER}" if _WORKER else _SHARED_URL
 _TABLES = (
     "export_jobs, working_videos, projects, games, api_processes, media_durations, "
-    "runpod_health, schema_migrations"
+    "runpod_health, webhook_outbox, webhook_endpoints, schema_migrations"
 )
 
 

@@ -25,7 +25,7 @@ from tests.support.tokens import JWT_SECRET
 
 API_KEY = "doctor-test-key"
 PUBLIC_URL = "https://exports.example.com"
-CHECK_NAMES = ["settings", "database", "runpod", "storage", "webhooks", "auth"]
+CHECK_NAMES = ["settings", "database", "runpod", "storage", "webhooks", "backend", "auth"]
 
 
 @pytest.fixture
@@ -134,8 +134,8 @@ def test_a_wrong_api_key_fails_the_run(
         f"✗ runpod    authentication failed: RUNPOD_API_KEY refused "
         f"(HTTP 401 from {runpod_with_key.url}/health)"
     )
-    assert [line[0] for line in lines[:-1]] == ["✓", "✓", "✗", "✓", "✓", "✓"]
-    assert lines[-1] == "1 of 6 checks failed"
+    assert [line[0] for line in lines[:-1]] == ["✓", "✓", "✗", "✓", "✓", "✓", "✓"]
+    assert lines[-1] == "1 of 7 checks failed"
 
 
 @pytest.mark.postgres
@@ -243,6 +243,7 @@ async def test_the_embedded_defaults_pass(local_env: dict[str, str], tmp_path: P
             f"local folder {data / 'storage'}: object written, read back, deleted"
         ),
         "webhooks": Outcome.passed("the embedded local worker calls back over loopback"),
+        "backend": Outcome.passed("WEBHOOK_URL is not set: no events are sent to a backend"),
         "auth": Outcome.passed(
             "neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set: every caller is the local user "
             "(the API listens on loopback only)"

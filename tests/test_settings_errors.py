@@ -16,6 +16,7 @@ from gql.config.settings import Settings
 from tests.support.cli import run_export_gql
 
 POLL_INTERVAL_MISTAKE = "POLL_INTERVAL_S must be > 0, got -1"
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 MISTAKES = [
     pytest.param(
@@ -104,6 +105,40 @@ MISTAKES = [
         {"POLL_INTERVAL_S": "-1", "WS_PING_TIMEOUT_S": "0"},
         [POLL_INTERVAL_MISTAKE, "WS_PING_TIMEOUT_S must be > 0, got 0"],
         id="two-mistakes",
+    ),
+    pytest.param(
+        {"WEBHOOK_URL": "https://hooks.example.com/exports"},
+        ["WEBHOOK_SECRET must be set when WEBHOOK_URL is (whsec_…)"],
+        id="webhook-without-secret",
+    ),
+    pytest.param(
+        {"WEBHOOK_SECRET": "hunter2-not-a-webhook-secret"},
+        ["WEBHOOK_SECRET must start with whsec_"],
+        id="webhook-secret-prefix",
+    ),
+    pytest.param(
+        {"WEBHOOK_SECRET": "whsec_c2hvcnQ="},
+        ["WEBHOOK_SECRET must encode 24 to 64 bytes, got 5"],
+        id="webhook-secret-short",
+    ),
+    pytest.param(
+        {"WEBHOOK_SECRET": f"{WEBHOOK_SECRET},{WEBHOOK_SECRET},{WEBHOOK_SECRET}"},
+        ["WEBHOOK_SECRET takes at most two secrets, the new one first, during a rotation"],
+        id="webhook-three-secrets",
+    ),
+    pytest.param(
+        {"WEBHOOK_EVENTS": "export.completed,export.finished"},
+        [
+            "WEBHOOK_EVENTS must be a comma-separated list of export.cancelled, "
+            "export.completed, export.created, export.failed, export.progress, "
+            "export.queued, export.started; got export.finished"
+        ],
+        id="webhook-unknown-event",
+    ),
+    pytest.param(
+        {"WEBHOOK_URL": "hooks.example.com", "WEBHOOK_SECRET": WEBHOOK_SECRET},
+        ["WEBHOOK_URL must be an absolute http(s) URL, got hooks.example.com"],
+        id="webhook-url",
     ),
 ]
 

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clients.storage import StorageConfig
+from gql.config.webhook_values import ALL_EVENTS, DEFAULT_EVENTS, secret_problem
 
 DEFAULT_DATA_DIR = Path("./data")
 # A dead process's jobs are taken over within about 5/4 of the lease's lifetime.
@@ -124,6 +125,23 @@ class Settings(BaseSettings):
     # Heartbeats of subscriptions streamed over HTTP; unset: 15 s for SSE, 5 s for multipart.
     http_stream_heartbeat_s: float | None = Field(default=None, gt=0)
 
+    # Outbound webhooks to the operator's backend (gql/webhooks): where, signed
+    # with which secrets (Standard Webhooks; a second one during a rotation), which
+    # events, progress at most once per interval per job.
+    webhook_url: str | None = None
+    webhook_secret: Annotated[list[str], NoDecode] = []
+    webhook_events: Annotated[list[str], NoDecode] = sorted(DEFAULT_EVENTS)
+    webhook_progress_interval_s: float = Field(default=1.0, ge=0)
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+    # Retries: the first after WEBHOOK_RETRY_BASE_S, doubling up to
+    # WEBHOOK_RETRY_MAX_S, ±25 %; abandoned after WEBHOOK_MAX_ATTEMPTS (about a day).
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3 * 3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=18, ge=1, le=100)
+    # How often each process reads the outbox for events written by others or due again.
+    webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    webhook_max_concurrency: int = Field(default=32, ge=1)
+
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
@@ -149,7 +167,7 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"must be an http(s) URL ending in /v2/<endpoint id>, got {value}")
 
-    @field_validator("public_url", "r2_endpoint_url", "auth_jwks_url")
+    @field_validator("public_url", "r2_endpoint_url", "auth_jwks_url", "webhook_url")
     @classmethod
     def _absolute_http_url(cls, value: str | None) -> str | None:
         if value is None or _is_http_url(value):
@@ -173,6 +191,40 @@ class Settings(BaseSettings):
                     f"must be comma-separated origins like https://app.example.com, got {origin}"
                 )
         return value
+
+    @field_validator("webhook_secret", "webhook_events", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secrets(cls, value: list[str]) -> list[str]:
+        if len(value) > 2:
+            raise ValueError("takes at most two secrets, the new one first, during a rotation")
+        for secret in value:
+            if (problem := secret_problem(secret)) is not None:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in ALL_EVENTS]
+        if unknown or not value:
+            raise ValueError(
+                f"must be a comma-separated list of {', '.join(sorted(ALL_EVENTS))}; "
+                f"got {', '.join(unknown) or 'none'}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_secret_given(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET must be set when WEBHOOK_URL is (whsec_…)")
+        return self
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

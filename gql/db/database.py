@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -41,6 +42,14 @@ _PLACEHOLDERS: dict[Dialect, dict[str, str]] = {
         "{skip_locked}": "FOR UPDATE SKIP LOCKED",
     },
 }
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A named query of `sql/queries.sql` and its values, to run later."""
+
+    name: str
+    values: Mapping[str, Any]
 
 
 @cache
@@ -128,6 +137,29 @@ class Database:
     async def execute(self, name: str, /, **values: Any) -> None:
         await self.fetch_all_sql(self._queries[name], values)
 
+    async def fetch_one_then(
+        self, name: str, values: Mapping[str, Any], then: Sequence[Statement]
+    ) -> Row | None:
+        """Run the named query; when it returns a row, run `then` in the same
+        transaction (what the change it made owes, such as an outbox row).
+        Returns the first row, or None (and nothing is written by `then`)."""
+        if not then:
+            return await self.fetch_one(name, **values)
+        if self._sqlite_connection is not None:
+            sqlite = self._sqlite_connection.raw_connection
+            steps = [(self._queries[step.name], step.values) for step in then]
+            # One trip to aiosqlite's thread, so no other statement runs in between.
+            return cast(
+                Row | None,
+                await sqlite._execute(_together, sqlite._conn, self._queries[name], values, steps),
+            )
+        async with self._database.transaction():
+            row = await self.fetch_one_sql(self._queries[name], values)
+            if row is not None:
+                for step in then:
+                    await self.fetch_all_sql(self._queries[step.name], step.values)
+        return row
+
     async def fetch_one_sql(self, sql: str, values: Mapping[str, Any]) -> Row | None:
         rows = await self.fetch_all_sql(sql, values)
         return rows[0] if rows else None
@@ -195,6 +227,27 @@ class Database:
                 {"version": version, "now": format_time(utcnow())},
             )
             logger.info("migration applied", extra={"action": "migrate", "version": version})
+
+
+def _together(
+    connection: sqlite3.Connection,
+    sql: str,
+    values: Mapping[str, Any],
+    then: list[tuple[str, Mapping[str, Any]]],
+) -> Row | None:
+    """`Database.fetch_one_then` on SQLite, in aiosqlite's thread, as one transaction."""
+    connection.execute("SAVEPOINT together")
+    try:
+        rows = connection.execute(sql, values).fetchall()
+        if rows:
+            for statement, statement_values in then:
+                connection.execute(statement, statement_values).fetchall()
+    except BaseException:
+        connection.execute("ROLLBACK TO together")
+        connection.execute("RELEASE together")
+        raise
+    connection.execute("RELEASE together")
+    return cast(Row, rows[0]) if rows else None
 
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,8 @@ from gql.doctor.outcome import CheckResult, Outcome
 from gql.doctor.storage_check import check_storage
 from gql.startup.database_wait import DatabaseUnreachable, database_location, open_database
 from gql.startup.os_errors import os_error_cause
+from gql.webhooks.events import new_webhook_id, test_body
+from gql.webhooks.setup import webhook_sender
 
 Check = Callable[[Settings], Awaitable[Outcome]]
 
@@ -122,6 +124,23 @@ async def check_webhooks(settings: Settings) -> Outcome:
     return Outcome.passed(f"RunPod calls back at {settings.webhook_base_url}")
 
 
+async def check_backend(settings: Settings) -> Outcome:
+    """Outbound webhooks: a signed `webhook.test` event, and the receiver's answer."""
+    url = settings.webhook_url
+    if url is None:
+        return Outcome.passed("WEBHOOK_URL is not set: no events are sent to a backend")
+    sender = webhook_sender(settings)
+    try:
+        attempt = await sender.send(new_webhook_id(), test_body(datetime.now(UTC)))
+    finally:
+        await sender.aclose()
+    if attempt.delivered:
+        return Outcome.passed(f"{url} answered {attempt.status} to a signed webhook.test event")
+    if attempt.status is None:
+        return Outcome.failed(f"cannot reach {url}: {attempt.error}")
+    return Outcome.failed(f"{url} answered {attempt.status} to a signed webhook.test event")
+
+
 async def check_auth(settings: Settings) -> Outcome:
     secret, jwks_url = settings.auth_jwt_secret, settings.auth_jwks_url
     if secret is None and jwks_url is None:
@@ -162,6 +181,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("runpod", check_runpod),
     ("storage", check_storage),
     ("webhooks", check_webhooks),
+    ("backend", check_backend),
     ("auth", check_auth),
 )
 

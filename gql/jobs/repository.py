@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gql.clock import format_time, parse_time
-from gql.db.database import Database
+from gql.db.database import Database, Statement
 from gql.jobs.errors import JobConflict
 from gql.jobs.eta import FinishedRun
 from gql.jobs.models import ExportJob, ExportKind, ExportStatus, params_json
@@ -81,6 +81,17 @@ class LineEntry:
     updated_at: datetime
 
 
+class JobEvents(Protocol):
+    """What a job change owes beyond its row (the webhook outbox, `gql.webhooks`):
+    statements written in the same transaction as the change."""
+
+    def statements(self, before: ExportJob | None, after: ExportJob) -> list[Statement]:
+        """What moving `before` (None: a new job) to `after` writes besides the job."""
+
+    def written(self) -> None:
+        """Statements were committed with a change."""
+
+
 def row_values(job: ExportJob) -> dict[str, Any]:
     """The job as the column values of its row (`ExportJob.from_row` reads them back)."""
     return {
@@ -128,23 +139,30 @@ _IN_CHUNK = 500
 
 
 class JobRepository:
-    def __init__(self, database: Database, *, lease_owner: str) -> None:
+    def __init__(
+        self, database: Database, *, lease_owner: str, events: JobEvents | None = None
+    ) -> None:
         self._db = database
         self._owner = lease_owner
+        self._events = events
 
     async def insert(self, job: ExportJob, quota: StartQuota) -> ExportJob | None:
         """Store a new job, leased to this process, within its user's quota; None
         when the quota is used up or the user's idempotency key is taken."""
+        values = {
+            **row_values(job),
+            "lease_owner": self._owner,
+            "max_active": quota.max_active,
+            "max_starts": quota.max_per_minute,
+            "window_start": format_time(job.created_at - RATE_WINDOW),
+        }
+        events = self._events_of(None, job)
         async with self._db.serialized(f"export-gql:starts:{job.user_id}"):
-            row = await self._db.fetch_one(
-                "insert_job",
-                **row_values(job),
-                lease_owner=self._owner,
-                max_active=quota.max_active,
-                max_starts=quota.max_per_minute,
-                window_start=format_time(job.created_at - RATE_WINDOW),
-            )
-        return ExportJob.from_row(row) if row else None
+            row = await self._db.fetch_one_then("insert_job", values, events)
+        if row is None:
+            return None
+        self._written(events)
+        return ExportJob.from_row(row)
 
     async def quota_usage(self, user_id: str, now: datetime) -> QuotaUsage:
         row = await self._db.fetch_one(
@@ -241,15 +259,31 @@ class JobRepository:
     async def release_all(self) -> None:
         await self._db.execute("release_leases", owner=self._owner)
 
-    async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
+    async def save(
+        self, job: ExportJob, *, expected_version: int, previous: ExportJob | None = None
+    ) -> ExportJob:
         """Write `job` over the row at `expected_version`; JobConflict if it moved.
+        With `previous` (the job as it was), the events the change owes are written
+        in the same transaction.
 
         The stored job is `job` at the next version: what was written is known,
         so nothing is read back."""
-        row = await self._db.fetch_one("save_job", **_changeable_values(job, expected_version))
+        stored = job.evolve(version=expected_version + 1)
+        events = [] if previous is None else self._events_of(previous, stored)
+        row = await self._db.fetch_one_then(
+            "save_job", _changeable_values(job, expected_version), events
+        )
         if row is None:
             raise JobConflict(job.id)
+        self._written(events)
         return job.evolve(version=row["version"])
+
+    def _events_of(self, before: ExportJob | None, after: ExportJob) -> list[Statement]:
+        return [] if self._events is None else self._events.statements(before, after)
+
+    def _written(self, events: list[Statement]) -> None:
+        if events and self._events is not None:
+            self._events.written()
 
     async def list_for_user(
         self, user_id: str, job_filter: JobFilter, *, limit: int, after: Cursor | None

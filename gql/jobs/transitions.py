@@ -54,7 +54,7 @@ class JobTransitions:
             if updated.status is not job.status and updated.status is ExportStatus.COMPLETE:
                 await self._on_complete(updated)
             try:
-                saved = await self._repo.save(updated, expected_version=job.version)
+                saved = await self._repo.save(updated, expected_version=job.version, previous=job)
             except JobConflict:
                 fresh = await self._repo.get(job.id)
                 assert fresh is not None, "jobs are never deleted"

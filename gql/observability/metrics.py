@@ -129,6 +129,34 @@ RUNPOD_ENDPOINT_WORKERS = Gauge(
     multiprocess_mode="livemax",
 )
 
+_DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0)
+WEBHOOK_DELIVERIES = Counter(
+    "export_gql_webhook_deliveries",
+    "Outbound webhook events finished, by outcome (delivered, abandoned).",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "export_gql_webhook_attempts",
+    "Outbound webhook requests, each attempt, by outcome "
+    "(ok, redirect, rejected, gone, server_error, timeout, unreachable).",
+    ["outcome"],
+)
+WEBHOOK_OLDEST_UNDELIVERED = Gauge(
+    "export_gql_webhook_oldest_undelivered_seconds",
+    "Age of the oldest outbound webhook event not yet delivered nor abandoned (0: none).",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "export_gql_webhook_delivery_seconds",
+    "From an event being written with its job change to the receiver's 2xx.",
+    buckets=_DELIVERY_BUCKETS,
+)
+WEBHOOK_REQUEST_SECONDS = Histogram(
+    "export_gql_webhook_request_seconds",
+    "Outbound webhook request latency, each attempt.",
+    buckets=_LATENCY_BUCKETS,
+)
+
 
 class GaugeSampler:
     """Sets each gauge from a function of the live object it describes."""

@@ -219,3 +219,105 @@ SELECT type, input_seconds, run_ms FROM export_jobs
 WHERE status = 'complete' AND run_ms IS NOT NULL
 ORDER BY completed_at DESC
 LIMIT :limit;
+
+-- Outbound webhooks (migration 0006, gql/webhooks). An event is written with the
+-- job change that causes it (see `Database.fetch_one_then`).
+-- name: insert_webhook_event
+INSERT INTO webhook_outbox (webhook_id, job_id, type, payload, output_key, created_at, available_at)
+VALUES (:webhook_id, :job_id, :type, :payload, :output_key, {now}, {now});
+
+-- Progress is throttled per job: at most one per :interval seconds after the
+-- previous one became due.
+-- name: insert_webhook_progress
+INSERT INTO webhook_outbox (webhook_id, job_id, type, payload, output_key, created_at, available_at)
+SELECT :webhook_id, :job_id, :type, :payload, :output_key, {now},
+    CASE WHEN previous.due + :interval > {now} THEN previous.due + :interval ELSE {now} END
+FROM (
+    SELECT COALESCE(MAX(available_at), 0) AS due FROM webhook_outbox
+    WHERE job_id = :job_id AND type = 'export.progress'
+) AS previous;
+
+-- A newer progress or a final event replaces the job's progress still waiting
+-- (never one being sent).
+-- name: supersede_webhook_progress
+DELETE FROM webhook_outbox
+WHERE job_id = :job_id AND type = 'export.progress' AND state = 'pending'
+    AND claimed_by IS NULL;
+
+-- Due events whose job has no earlier event still owed, unclaimed or claimed by
+-- a process that is gone; a claim lasts while its process is registered, as a
+-- job lease does.
+-- name: claim_webhook_events
+UPDATE webhook_outbox SET claimed_by = :owner
+WHERE seq IN (
+    SELECT seq FROM webhook_outbox AS event
+    WHERE state = 'pending' AND available_at <= {now}
+        AND (
+            claimed_by IS NULL
+            OR claimed_by NOT IN (SELECT id FROM api_processes WHERE expires_at > {now})
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM webhook_outbox AS earlier
+            WHERE earlier.job_id = event.job_id AND earlier.seq < event.seq
+                AND earlier.state = 'pending'
+        )
+    ORDER BY seq
+    LIMIT :limit
+    {skip_locked}
+)
+RETURNING *;
+
+-- name: webhook_delivered
+UPDATE webhook_outbox SET
+    state = 'delivered', attempts = attempts + 1, claimed_by = NULL, last_status = :status,
+    last_error = NULL, finished_at = {now}
+WHERE seq = :seq AND claimed_by = :owner
+RETURNING {now} - created_at AS latency;
+
+-- A failed attempt (:attempted 1) or an event dropped unsent (0): due again after
+-- :delay seconds, or kept as abandoned.
+-- name: webhook_not_delivered
+UPDATE webhook_outbox SET
+    state = :state, attempts = attempts + :attempted, claimed_by = NULL,
+    last_status = :status, last_error = :error, available_at = {now} + :delay,
+    finished_at = CASE WHEN :state = 'abandoned' THEN {now} END
+WHERE seq = :seq AND claimed_by = :owner;
+
+-- name: release_webhook_claims
+UPDATE webhook_outbox SET claimed_by = NULL WHERE claimed_by = :owner AND state = 'pending';
+
+-- The age of the oldest event still owed, and when the next unclaimed one is due.
+-- name: webhook_backlog
+SELECT
+    {now} - MIN(created_at) AS oldest_age,
+    MIN(CASE WHEN claimed_by IS NULL THEN available_at END) - {now} AS next_due_in
+FROM webhook_outbox WHERE state = 'pending';
+
+-- name: webhook_endpoint_disabled
+SELECT reason FROM webhook_endpoints WHERE url = :url;
+
+-- name: disable_webhook_endpoint
+INSERT INTO webhook_endpoints (url, disabled_at, reason) VALUES (:url, {now}, :reason)
+ON CONFLICT (url) DO NOTHING;
+
+-- name: enable_webhook_endpoint
+DELETE FROM webhook_endpoints WHERE url = :url;
+
+-- name: list_webhook_events
+SELECT * FROM webhook_outbox
+WHERE :state = 'all' OR state = :state
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- Replayed events keep their webhook id, so a receiver that has one already skips it.
+-- name: replay_webhook_event
+UPDATE webhook_outbox SET
+    state = 'pending', attempts = 0, available_at = {now}, claimed_by = NULL, finished_at = NULL
+WHERE webhook_id = :webhook_id AND state <> 'pending'
+RETURNING webhook_id;
+
+-- name: replay_abandoned_webhook_events
+UPDATE webhook_outbox SET
+    state = 'pending', attempts = 0, available_at = {now}, claimed_by = NULL, finished_at = NULL
+WHERE state = 'abandoned'
+RETURNING webhook_id;
