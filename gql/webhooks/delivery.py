@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from gql.config.webhook_values import EventType
 from gql.observability import metrics
-from gql.webhooks.events import with_download_url
+from gql.webhooks.events import with_signed_urls
 from gql.webhooks.outbox import Outbox, OutboxEvent
 from gql.webhooks.retry import RetryPolicy
 from gql.webhooks.sender import Attempt, WebhookSender
@@ -124,7 +124,7 @@ class DeliveryLoop:
         body = event.payload
         if event.type == EventType.COMPLETED and event.output_key:
             # Signed now, so a delivery retried hours later still carries a live URL.
-            body = with_download_url(body, self._download_url(event.output_key))
+            body = with_signed_urls(body, event.output_key, self._download_url)
         attempt = await self._sender.send(event.webhook_id, body)
         metrics.WEBHOOK_ATTEMPTS.labels(attempt.outcome).inc()
         metrics.WEBHOOK_REQUEST_SECONDS.observe(attempt.seconds)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from gql.config.webhook_values import EventType
 from gql.jobs.models import ExportJob, ExportStatus
+from gql.jobs.output import ExportOutput
 
+# Where a stored completed body keeps its poster's key until it is sent, signed.
+POSTER_KEY = "posterKey"
 TEST_EVENT = "webhook.test"
 """What `export-gql doctor` sends; never stored."""
 
@@ -42,7 +46,7 @@ def new_webhook_id() -> str:
 
 def job_data(job: ExportJob, *, download_url: str | None = None) -> dict[str, Any]:
     """The job's fields as the GraphQL `ExportJob` shows them, with its user and version;
-    a completed job adds the worker's output metadata under `output`."""
+    a completed job adds its `output` as the API shows it."""
     data: dict[str, Any] = {
         "id": job.id,
         "userId": job.user_id,
@@ -61,8 +65,18 @@ def job_data(job: ExportJob, *, download_url: str | None = None) -> dict[str, An
         "completedAt": _iso(job.completed_at),
         "downloadUrl": download_url,
     }
-    if job.status is ExportStatus.COMPLETE and job.result:
-        data["output"] = {k: v for k, v in job.result.items() if k != "output_key"}
+    output = ExportOutput.of(job)
+    if output is not None:
+        data["output"] = {
+            "durationSeconds": output.duration_s,
+            "width": output.width,
+            "height": output.height,
+            "frameRate": output.frame_rate,
+            "sizeBytes": output.size_bytes,
+            "contentType": output.content_type,
+            # Replaced by its presigned URL when sent (`with_signed_urls`).
+            POSTER_KEY: output.poster_key,
+        }
     return data
 
 
@@ -72,9 +86,15 @@ def event_body(event: EventType, job: ExportJob) -> str:
     return encode({"type": event.value, "timestamp": _iso(timestamp), "data": job_data(job)})
 
 
-def with_download_url(body: str, url: str | None) -> str:
+def with_signed_urls(body: str, output_key: str, sign: Callable[[str], str | None]) -> str:
+    """A completed event's body with its video's and poster's presigned URLs."""
     decoded = json.loads(body)
-    decoded["data"]["downloadUrl"] = url
+    data = decoded["data"]
+    data["downloadUrl"] = sign(output_key)
+    output = data.get("output")
+    if isinstance(output, dict):
+        poster = output.pop(POSTER_KEY, None)
+        output["posterUrl"] = sign(poster) if isinstance(poster, str) else None
     return encode(decoded)
 
 

@@ -103,7 +103,15 @@ async def test_every_event_of_an_export_reaches_the_backend_signed_in_order(
     ]
     completed = bodies[-1]["data"]
     assert completed["progress"] == 100
-    assert completed["output"] == output
+    assert completed["output"] == {
+        "durationSeconds": 2.0,
+        "width": 320,
+        "height": 180,
+        "frameRate": None,
+        "sizeBytes": None,
+        "contentType": "video/mp4",
+        "posterUrl": None,  # the stand-in's report names no poster
+    }
     assert completed["downloadUrl"].startswith(backend.api.url)
     assert bodies[0]["data"]["downloadUrl"] is None
     assert datetime.fromisoformat(bodies[-1]["timestamp"]) == datetime.fromisoformat(

@@ -8,7 +8,7 @@ import pytest
 
 from gql.config.webhook_values import ALL_EVENTS, DEFAULT_EVENTS, EventType
 from gql.jobs.models import ExportStatus
-from gql.webhooks.events import event_body, event_for, with_download_url
+from gql.webhooks.events import event_body, event_for, with_signed_urls
 from gql.webhooks.writer import OutboxWriter
 from tests.support.job_models import job
 
@@ -40,17 +40,26 @@ def test_the_body_is_the_job_as_the_api_shows_it_with_its_user_and_version() -> 
     done = job(
         status=ExportStatus.COMPLETE,
         progress=100,
-        result={"output_key": "out.mp4", "duration_s": 2.0, "width": 320},
+        result={"output_key": "out.mp4", "duration_s": 2.0, "width": 320, "poster_key": "out.jpg"},
         version=7,
     )
-    body = json.loads(with_download_url(event_body(EventType.COMPLETED, done), "https://dl"))
+    stored = event_body(EventType.COMPLETED, done)
+    body = json.loads(with_signed_urls(stored, "out.mp4", lambda key: f"https://dl/{key}"))
     assert body["type"] == "export.completed"
     assert body["timestamp"] == done.updated_at.isoformat()
     data = body["data"]
     assert (data["id"], data["userId"], data["version"]) == ("job-1", "user-1", 7)
     assert (data["kind"], data["status"], data["progress"]) == ("OVERLAY", "COMPLETE", 100)
-    assert data["downloadUrl"] == "https://dl"
-    assert data["output"] == {"duration_s": 2.0, "width": 320}
+    assert data["downloadUrl"] == "https://dl/out.mp4"
+    assert data["output"] == {
+        "durationSeconds": 2.0,
+        "width": 320,
+        "height": None,
+        "frameRate": None,
+        "sizeBytes": None,
+        "contentType": "video/mp4",
+        "posterUrl": "https://dl/out.jpg",
+    }
 
 
 def test_progress_replaces_the_waiting_one_and_a_final_event_any_waiting_progress() -> None:
