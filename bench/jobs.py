@@ -15,18 +15,23 @@ then COMPLETED with a webhook. Each export has one subscriber.
 - complete_push_p99_ms_many_jobs: from the fake marking a job COMPLETED to its
   subscriber receiving COMPLETE.
 
-The headline figures are those at J = 300.
+The headline figures are those at J = 300. With BENCH_JOBS_WEBHOOKS=1 the API
+also sends its outbound webhooks (default events) to a receiver on loopback, to
+see what they cost the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from typing import Any
 
 from bench.generators import LoadGenerators, merge_status
 from bench.harness import Context, Processes, cpu_seconds, percentiles, rounded
 from bench.stack import Api, Fake, ws_target
+from tests.support.webhook_receiver import WebhookReceiver, new_secret
 
 INTERVAL_S = 1.0
 CHANGE_EVERY_S = 0.9
@@ -54,11 +59,17 @@ def run(context: Context) -> dict[str, Any]:
 def _level(context: Context, count: int) -> dict[str, Any]:
     folder = context.folder(f"jobs-{count}")
     context.say(f"jobs: {count} running exports, one subscriber each")
-    with Processes(folder) as processes, LoadGenerators(2) as generators:
+    with (
+        Processes(folder) as processes,
+        LoadGenerators(2) as generators,
+        contextlib.ExitStack() as extras,
+    ):
+        settings: dict[str, Any] = dict(UNBOUND_BUDGET)
+        if os.environ.get("BENCH_JOBS_WEBHOOKS"):
+            receiver = extras.enter_context(WebhookReceiver())
+            settings |= {"webhook_url": receiver.url, "webhook_secret": new_secret()}
         fake = Fake(processes)
-        api = Api(
-            processes, fake, folder / "api", poll_interval_s=INTERVAL_S, settings=UNBOUND_BUDGET
-        )
+        api = Api(processes, fake, folder / "api", poll_interval_s=INTERVAL_S, settings=settings)
         # Long enough to start them all (slower as more run), subscribe and
         # measure while all still run; then they all end.
         starting_s = count / 40 + 5
