@@ -97,6 +97,7 @@ def row_values(job: ExportJob) -> dict[str, Any]:
         "retry_of": job.retry_of,
         "created_at": format_time(job.created_at),
         "input_seconds": job.input_seconds,
+        "change_seq": job.change_seq,
     }
 
 
@@ -123,6 +124,15 @@ def _changeable_values(job: ExportJob, version: int) -> dict[str, Any]:
     }
 
 
+# Held while a change number is taken and committed. On PostgreSQL a sequence's
+# numbers commit in any order: a reader could see 8 before 7 commits, hand a
+# client the cursor 8, and 7 would never reach it. Under this lock, taken with
+# the number and released at commit, a number is visible only once every smaller
+# one is, so "everything after my cursor" never skips. It serialises the commits
+# of job changes (one short UPDATE each), not the work around them. SQLite
+# writes one statement at a time and needs no lock.
+CHANGE_SEQ_LOCK = "export-gql:change-seq"
+
 # Resync reads name their jobs and users in `IN` lists of at most this many.
 _IN_CHUNK = 500
 
@@ -135,7 +145,7 @@ class JobRepository:
     async def insert(self, job: ExportJob, quota: StartQuota) -> ExportJob | None:
         """Store a new job, leased to this process, within its user's quota; None
         when the quota is used up or the user's idempotency key is taken."""
-        async with self._db.serialized(f"export-gql:starts:{job.user_id}"):
+        async with self._db.serialized(f"export-gql:starts:{job.user_id}", CHANGE_SEQ_LOCK):
             row = await self._db.fetch_one(
                 "insert_job",
                 **row_values(job),
@@ -241,15 +251,33 @@ class JobRepository:
     async def release_all(self) -> None:
         await self._db.execute("release_leases", owner=self._owner)
 
-    async def save(self, job: ExportJob, *, expected_version: int) -> ExportJob:
+    async def save(
+        self, job: ExportJob, *, expected_version: int, announce: bool = True
+    ) -> ExportJob:
         """Write `job` over the row at `expected_version`; JobConflict if it moved.
+        A change subscribers will hear of (`announce`) takes the next change number.
 
         The stored job is `job` at the next version: what was written is known,
         so nothing is read back."""
-        row = await self._db.fetch_one("save_job", **_changeable_values(job, expected_version))
+        values = {**_changeable_values(job, expected_version), "announce": int(announce)}
+        async with self._db.serialized(CHANGE_SEQ_LOCK):
+            row = await self._db.fetch_one("save_job", **values)
         if row is None:
             raise JobConflict(job.id)
-        return job.evolve(version=row["version"])
+        return job.evolve(version=row["version"], change_seq=row["change_seq"] or 0)
+
+    async def changed_after(self, user_id: str, change_seq: int, *, limit: int) -> list[ExportJob]:
+        """The user's jobs whose last change is numbered after `change_seq`, in change order."""
+        rows = await self._db.fetch_all(
+            "user_jobs_changed_after", user_id=user_id, after=change_seq, limit=limit
+        )
+        return [ExportJob.from_row(row) for row in rows]
+
+    async def last_change(self, user_id: str) -> int:
+        """The number of the user's newest job change (0 before any)."""
+        row = await self._db.fetch_one("user_last_change", user_id=user_id)
+        assert row is not None
+        return int(row["change_seq"])
 
     async def list_for_user(
         self, user_id: str, job_filter: JobFilter, *, limit: int, after: Cursor | None
