@@ -42,6 +42,7 @@ from gql.http.shortcuts import Shortcuts
 from gql.jobs.broker import JobBroker
 from gql.jobs.quotas import StartQuota
 from gql.jobs.repository import JobEvents, JobRepository
+from gql.jobs.resume import JobStreams
 from gql.jobs.service import JobService
 from gql.jobs.transitions import JobTransitions
 from gql.observability import metrics
@@ -97,7 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
                 on_created=jobs.waiting.joined,
             ),
-            broker=jobs.broker,
+            streams=JobStreams(jobs.repo, jobs.broker),
             authenticator=authenticator,
             assets=jobs.assets,
             waiting=jobs.waiting,

@@ -11,7 +11,7 @@ from strawberry.fastapi import BaseContext
 
 from gql.assets.repository import AssetRepository
 from gql.auth.tokens import Authenticator
-from gql.jobs.broker import JobBroker
+from gql.jobs.resume import JobStreams
 from gql.jobs.service import JobService
 from gql.tracking.waiting_room import WaitingRoom
 
@@ -21,7 +21,7 @@ class Services:
     """Made once in the app's lifespan; shared by every request."""
 
     jobs: JobService
-    broker: JobBroker
+    streams: JobStreams
     authenticator: Authenticator
     assets: AssetRepository
     waiting: WaitingRoom
@@ -44,6 +44,10 @@ class Context(BaseContext):
         self.result_job_id: str | None = None
         self.result_final = False
         self.refresh = False
+        # The change cursor of the result about to be yielded (an SSE event's `id`).
+        self.result_cursor: str | None = None
+        # An SSE client's `Last-Event-ID`: where a subscription resumes (its `since`).
+        self.resume_from: str | None = None
 
 
 Info = strawberry.Info[Context, None]

@@ -111,11 +111,12 @@ class Database:
         return self._sqlite_connection or self._database
 
     @asynccontextmanager
-    async def serialized(self, key: str) -> AsyncIterator[None]:
-        """Run the block's statements one holder of `key` at a time, across processes.
+    async def serialized(self, *keys: str) -> AsyncIterator[None]:
+        """Run the block's statements one holder of each of `keys` at a time, across
+        processes (callers name shared keys in the same order).
 
         PostgreSQL: a transaction holding a transaction-level advisory lock on
-        `key`; each statement in it sees what the previous holder committed.
+        each key; each statement in it sees what the previous holder committed.
         SQLite: nothing to take. It serves one process, whose single connection
         runs one statement at a time, so a block of one statement is atomic.
         """
@@ -123,9 +124,10 @@ class Database:
             yield
             return
         async with self._database.transaction():
-            await self._database.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", {"key": key}
-            )
+            for key in keys:
+                await self._database.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", {"key": key}
+                )
             yield
 
     async def fetch_one(self, name: str, /, **values: Any) -> Row | None:

@@ -241,7 +241,12 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         if not isinstance(data, GraphQLRequestData):
             return None
         json_type = json_result_type(request.headers.get("accept")) or APPLICATION_JSON
-        return self.http_subscriptions.respond(data, context, json_type=json_type)
+        return self.http_subscriptions.respond(
+            data,
+            context,
+            json_type=json_type,
+            last_event_id=request.headers.get("last-event-id"),
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

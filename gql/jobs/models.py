@@ -173,6 +173,9 @@ class ExportJob:
     """How long RunPod kept it queued (its final delayTime)."""
     run_ms: int | None = None
     """How long it ran on RunPod (its final executionTime)."""
+    change_seq: int = 0
+    """Its place in the one sequence of job changes, across processes (0 before it
+    is stored): what a resumed stream goes by (`gql.jobs.cursor`)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExportJob:
@@ -206,6 +209,7 @@ class ExportJob:
             execution_timeout_s=row["execution_timeout_s"],
             queue_ms=row["queue_ms"],
             run_ms=row["run_ms"],
+            change_seq=row["change_seq"] or 0,
         )
 
     def evolve(self, **changes: Any) -> ExportJob:

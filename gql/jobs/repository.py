@@ -108,6 +108,7 @@ def row_values(job: ExportJob) -> dict[str, Any]:
         "retry_of": job.retry_of,
         "created_at": format_time(job.created_at),
         "input_seconds": job.input_seconds,
+        "change_seq": job.change_seq,
     }
 
 
@@ -134,6 +135,15 @@ def _changeable_values(job: ExportJob, version: int) -> dict[str, Any]:
     }
 
 
+# Held while a change number is taken and committed. On PostgreSQL a sequence's
+# numbers commit in any order: a reader could see 8 before 7 commits, hand a
+# client the cursor 8, and 7 would never reach it. Under this lock, taken with
+# the number and released at commit, a number is visible only once every smaller
+# one is, so "everything after my cursor" never skips. It serialises the commits
+# of job changes (one short UPDATE each), not the work around them. SQLite
+# writes one statement at a time and needs no lock.
+CHANGE_SEQ_LOCK = "export-gql:change-seq"
+
 # Resync reads name their jobs and users in `IN` lists of at most this many.
 _IN_CHUNK = 500
 
@@ -157,7 +167,7 @@ class JobRepository:
             "window_start": format_time(job.created_at - RATE_WINDOW),
         }
         events = self._events_of(None, job)
-        async with self._db.serialized(f"export-gql:starts:{job.user_id}"):
+        async with self._db.serialized(f"export-gql:starts:{job.user_id}", CHANGE_SEQ_LOCK):
             row = await self._db.fetch_one_then("insert_job", values, events)
         if row is None:
             return None
@@ -260,9 +270,15 @@ class JobRepository:
         await self._db.execute("release_leases", owner=self._owner)
 
     async def save(
-        self, job: ExportJob, *, expected_version: int, previous: ExportJob | None = None
+        self,
+        job: ExportJob,
+        *,
+        expected_version: int,
+        previous: ExportJob | None = None,
+        announce: bool = True,
     ) -> ExportJob:
         """Write `job` over the row at `expected_version`; JobConflict if it moved.
+        A change subscribers will hear of (`announce`) takes the next change number.
         With `previous` (the job as it was), the events the change owes are written
         in the same transaction.
 
@@ -270,13 +286,26 @@ class JobRepository:
         so nothing is read back."""
         stored = job.evolve(version=expected_version + 1)
         events = [] if previous is None else self._events_of(previous, stored)
-        row = await self._db.fetch_one_then(
-            "save_job", _changeable_values(job, expected_version), events
-        )
+        values = {**_changeable_values(job, expected_version), "announce": int(announce)}
+        async with self._db.serialized(CHANGE_SEQ_LOCK):
+            row = await self._db.fetch_one_then("save_job", values, events)
         if row is None:
             raise JobConflict(job.id)
         self._written(events)
-        return job.evolve(version=row["version"])
+        return job.evolve(version=row["version"], change_seq=row["change_seq"] or 0)
+
+    async def changed_after(self, user_id: str, change_seq: int, *, limit: int) -> list[ExportJob]:
+        """The user's jobs whose last change is numbered after `change_seq`, in change order."""
+        rows = await self._db.fetch_all(
+            "user_jobs_changed_after", user_id=user_id, after=change_seq, limit=limit
+        )
+        return [ExportJob.from_row(row) for row in rows]
+
+    async def last_change(self, user_id: str) -> int:
+        """The number of the user's newest job change (0 before any)."""
+        row = await self._db.fetch_one("user_last_change", user_id=user_id)
+        assert row is not None
+        return int(row["change_seq"])
 
     def _events_of(self, before: ExportJob | None, after: ExportJob) -> list[Statement]:
         return [] if self._events is None else self._events.statements(before, after)

@@ -54,7 +54,12 @@ class JobTransitions:
             if updated.status is not job.status and updated.status is ExportStatus.COMPLETE:
                 await self._on_complete(updated)
             try:
-                saved = await self._repo.save(updated, expected_version=job.version, previous=job)
+                saved = await self._repo.save(
+                    updated,
+                    expected_version=job.version,
+                    previous=job,
+                    announce=moved is not None,
+                )
             except JobConflict:
                 fresh = await self._repo.get(job.id)
                 assert fresh is not None, "jobs are never deleted"

@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gql.context import Info
+from gql.jobs.cursor import encode_cursor
 from gql.jobs.eta import Estimate, EtaBasis
 from gql.jobs.models import ExportJob as Job
 from gql.jobs.models import ExportKind, ExportStatus
@@ -99,6 +100,12 @@ class ExportJob:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    change_cursor: str = strawberry.field(
+        description=(
+            "Opaque; grows with every change. In a subscription, the stream's position"
+            " once this result is received: pass it as `since` to resume after it."
+        )
+    )
     job: strawberry.Private[Job]
 
     @strawberry.field(
@@ -142,7 +149,8 @@ class ExportJob:
         return None if estimate is None else ExportEta.of(estimate)
 
     @classmethod
-    def of(cls, job: Job) -> ExportJob:
+    def of(cls, job: Job, *, change_seq: int | None = None) -> ExportJob:
+        """`change_seq`: a stream's position, when it is not the job's own last change."""
         return cls(
             id=strawberry.ID(job.id),
             kind=job.kind,
@@ -157,6 +165,7 @@ class ExportJob:
             updated_at=job.updated_at,
             started_at=job.started_at,
             completed_at=job.completed_at,
+            change_cursor=encode_cursor(job.change_seq if change_seq is None else change_seq),
             job=job,
         )
 

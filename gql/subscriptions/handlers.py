@@ -121,7 +121,7 @@ class _TransportSubscriber:
         self._id = op_id
         self._next_prefix = f'{{"id":{json.dumps(op_id)},"type":"next","payload":'
 
-    def deliver(self, payload: str) -> None:
+    def deliver(self, payload: str, cursor: str | None = None) -> None:
         self._handler.outbox.send_frame(f"{self._next_prefix}{payload}}}")
 
     def reject(self, errors: list[GraphQLError]) -> None:
@@ -200,7 +200,7 @@ class _LegacySubscriber:
         self._id = op_id
         self._data_prefix = f'{{"type":"data","id":{json.dumps(op_id)},"payload":'
 
-    def deliver(self, payload: str) -> None:
+    def deliver(self, payload: str, cursor: str | None = None) -> None:
         self._handler.outbox.send_frame(f"{self._data_prefix}{payload}}}")
 
     def reject(self, errors: list[GraphQLError]) -> None:

@@ -44,10 +44,13 @@ class SSELineFeedTransport(SSETransport):
         return f": {comment}\n\n"
 
 
-def frame_next(transport: HTTPStreamTransport, payload: str) -> str:
-    """`transport.encode_next` for a payload that is already encoded JSON."""
+def frame_next(transport: HTTPStreamTransport, payload: str, cursor: str | None = None) -> str:
+    """`transport.encode_next` for a payload that is already encoded JSON. Over SSE the
+    change cursor is the event's `id`, which a reconnecting EventSource sends back
+    as `Last-Event-ID`."""
     if isinstance(transport, SSETransport):
-        return transport.encode_event("next", payload)
+        event = transport.encode_event("next", payload)
+        return event if cursor is None else f"id: {cursor}\n{event}"
     if isinstance(transport, MultipartSubscriptionTransport):
         return transport.encode_multipart_data(None, lambda _: f'{{"payload":{payload}}}')
     raise TypeError(f"no framing for {type(transport).__name__}")
@@ -64,8 +67,8 @@ class HTTPStreamSubscriber:
         self._ready = asyncio.Event()
         self._over = False
 
-    def deliver(self, payload: str) -> None:
-        self._push(frame_next(self._transport, payload))
+    def deliver(self, payload: str, cursor: str | None = None) -> None:
+        self._push(frame_next(self._transport, payload, cursor))
 
     def reject(self, errors: list[GraphQLError]) -> None:
         self._push(

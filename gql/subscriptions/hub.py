@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 class Subscriber(Protocol):
     """One subscription operation on one connection."""
 
-    def deliver(self, payload: str) -> None:
-        """Send a result; `payload` is the encoded `{"data": ..., "errors": ...}`."""
+    def deliver(self, payload: str, cursor: str | None = None) -> None:
+        """Send a result; `payload` is the encoded `{"data": ..., "errors": ...}`,
+        `cursor` the stream's change cursor once it is received (SSE's event id)."""
 
     def reject(self, errors: list[GraphQLError]) -> None:
         """The operation failed validation: send the errors; it is over."""
@@ -44,7 +45,7 @@ class Subscriber(Protocol):
 class SubscriptionHub:
     def __init__(self, schema: BaseSchema) -> None:
         self._schema = schema
-        self._groups: dict[tuple[str, str, str, str | None], _Group] = {}
+        self._groups: dict[tuple[object, ...], _Group] = {}
         self._group_of: dict[Subscriber, _Group] = {}
 
     @property
@@ -86,7 +87,9 @@ class _Group:
         self.operation = operation
         self.members: dict[Subscriber, None] = {}
         self._context = Context(services, user_id=operation.user_id)
+        self._context.resume_from = operation.resume_from
         self._latest: str | None = None
+        self._latest_cursor: str | None = None
         # On a stream of several jobs (`exportJobs`), the last payload sent per job:
         # a refresh equal to it is not news.
         self._sent_by_job: dict[str, str] = {}
@@ -102,7 +105,7 @@ class _Group:
     def add(self, subscriber: Subscriber) -> None:
         self.members[subscriber] = None
         if self.operation.replays_latest and self._latest is not None:
-            subscriber.deliver(self._latest)
+            subscriber.deliver(self._latest, self._latest_cursor)
 
     def remove(self, subscriber: Subscriber) -> bool:
         """Returns True when the group has no members left."""
@@ -143,7 +146,9 @@ class _Group:
     def _broadcast(self, payload: str) -> None:
         context = self._context
         job_id, refresh, final = context.result_job_id, context.refresh, context.result_final
+        cursor = context.result_cursor
         context.result_job_id, context.refresh, context.result_final = None, False, False
+        context.result_cursor = None
         if payload == self._latest and self.operation.replays_latest:
             # The state of one job, and none of the fields this operation selects
             # changed: a subscriber watching only `status` hears nothing of
@@ -158,9 +163,9 @@ class _Group:
                 self._sent_by_job.pop(job_id, None)  # a final state is never refreshed
             else:
                 self._sent_by_job[job_id] = payload
-        self._latest = payload
+        self._latest, self._latest_cursor = payload, cursor
         for subscriber in list(self.members):
-            subscriber.deliver(payload)
+            subscriber.deliver(payload, cursor)
         written_at, self._context.change_written_at = self._context.change_written_at, None
         if written_at is not None:
             metrics.PUSH_LATENCY_SECONDS.observe((utcnow() - written_at).total_seconds())

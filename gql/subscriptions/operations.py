@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from graphql import (
@@ -21,6 +22,10 @@ from graphql import (
 REPLAYS_LATEST = frozenset({"exportJob"})
 # Longer documents run on their own: the parse cache must stay small.
 MAX_SHARED_QUERY_CHARS = 8192
+# The argument that resumes a stream from a change cursor.
+RESUME_ARGUMENT = "since"
+
+_private_groups = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -32,14 +37,26 @@ class SharedOperation:
     variables: str
     operation_name: str | None
     replays_latest: bool
+    resume_from: str | None = None
+    """An SSE client's `Last-Event-ID`: the cursor it resumes from."""
+    private: bool = False
+    """A resumed stream of several jobs replays what its own client missed: a
+    subscriber joining it later would miss that replay, so it runs alone."""
+    _instance: int = field(default=0, compare=False)
 
     @property
-    def key(self) -> tuple[str, str, str, str | None]:
-        return (self.user_id, self.query, self.variables, self.operation_name)
+    def key(self) -> tuple[object, ...]:
+        shared = (self.user_id, self.query, self.variables, self.operation_name, self.resume_from)
+        return (*shared, self._instance) if self.private else shared
 
 
 def shared_operation(
-    user_id: str | None, query: object, variables: object, operation_name: object
+    user_id: str | None,
+    query: object,
+    variables: object,
+    operation_name: object,
+    *,
+    resume_from: str | None = None,
 ) -> SharedOperation | None:
     """The operation's group, or None when it must run on its own.
 
@@ -52,19 +69,25 @@ def shared_operation(
         return None
     if variables is not None and not isinstance(variables, dict):
         return None
-    root_field = _subscription_root_field(query, operation_name)
-    if root_field is None:
+    root = _subscription_root(query, operation_name)
+    if root is None:
         return None
+    root_field, resumable = root
     try:
         canonical_variables = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
         return None
+    replays_latest = root_field in REPLAYS_LATEST
+    private = not replays_latest and (resumable or resume_from is not None)
     return SharedOperation(
         user_id=user_id,
         query=query,
         variables=canonical_variables,
         operation_name=operation_name,
-        replays_latest=root_field in REPLAYS_LATEST,
+        replays_latest=replays_latest,
+        resume_from=resume_from,
+        private=private,
+        _instance=next(_private_groups) if private else 0,
     )
 
 
@@ -74,7 +97,7 @@ def is_subscription(query: object, operation_name: object) -> bool:
         return False
     if operation_name is not None and not isinstance(operation_name, str):
         return False
-    return _subscription_root_field(query, operation_name) is not None
+    return _subscription_root(query, operation_name) is not None
 
 
 def is_mutation(query: object, operation_name: object) -> bool:
@@ -96,12 +119,15 @@ def _operation(query: str, operation_name: str | None) -> OperationDefinitionNod
 
 
 @lru_cache(maxsize=512)
-def _subscription_root_field(query: str, operation_name: str | None) -> str | None:
-    """The root field's name when `query` selects a subscription, else None."""
+def _subscription_root(query: str, operation_name: str | None) -> tuple[str, bool] | None:
+    """When `query` selects a subscription: its root field's name, and whether it
+    passes `since` (to resume); else None."""
     operation = _operation(query, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
         return None
     selections = operation.selection_set.selections
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
-        return ""  # invalid for a subscription; validation reports it
-    return selections[0].name.value
+        return "", False  # invalid for a subscription; validation reports it
+    field_node = selections[0]
+    resumable = any(arg.name.value == RESUME_ARGUMENT for arg in field_node.arguments or ())
+    return field_node.name.value, resumable

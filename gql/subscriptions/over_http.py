@@ -59,9 +59,17 @@ class HTTPSubscriptions:
         self._heartbeat_s = heartbeat_s
 
     def respond(
-        self, data: GraphQLRequestData, context: Context, *, json_type: str = LEGACY_JSON
+        self,
+        data: GraphQLRequestData,
+        context: Context,
+        *,
+        json_type: str = LEGACY_JSON,
+        last_event_id: str | None = None,
     ) -> Response | None:
         """The answer to a parsed request if it is a subscription; None otherwise.
+
+        An SSE client's `last_event_id` (the `Last-Event-ID` of a reconnection)
+        resumes the stream from that change cursor, as `since` would.
 
         `json_type` is the JSON media type the client negotiated: in any but
         `application/json`, a subscription it cannot stream is refused with a 400
@@ -71,8 +79,13 @@ class HTTPSubscriptions:
             if json_type == LEGACY_JSON:
                 return Response(json.dumps({"data": None, "errors": [error]}), media_type=json_type)
             return Response(json.dumps({"errors": [error]}), status_code=400, media_type=json_type)
+        resume_from = (last_event_id or None) if data.protocol == "sse" else None
         operation = shared_operation(
-            context.user_id, data.query, data.variables, data.operation_name
+            context.user_id,
+            data.query,
+            data.variables,
+            data.operation_name,
+            resume_from=resume_from,
         )
         transport = self._transports.get(data.protocol)
         if operation is None or transport is None:

@@ -393,11 +393,13 @@ async def test_after_the_feed_connection_is_killed_subscribers_catch_up_on_misse
     watching = socket.subscribe(WATCH_JOB, {"id": job_id})
     assert (await anext(watching))["exportJob"]["progress"] == primed
 
-    # A change whose notification is lost: written straight to the database.
+    # A change whose notification is lost: written straight to the database, with
+    # the next change number, as every job write takes one.
     connection = await asyncpg.connect(postgres_url)
     await connection.execute(
         "UPDATE export_jobs SET status = 'processing', progress = 77, version = version + 1, "
-        "updated_at = $2 WHERE id = $1",
+        "updated_at = $2, change_seq = (SELECT MAX(change_seq) + 1 FROM export_jobs) "
+        "WHERE id = $1",
         job_id,
         format_time(utcnow()),
     )

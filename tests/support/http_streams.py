@@ -26,6 +26,8 @@ class Frame:
 
     kind: Literal["next", "complete", "heartbeat"]
     payload: dict[str, Any] | None = None
+    id: str | None = None
+    """An SSE event's `id`."""
 
 
 class HTTPSubscription:
@@ -41,8 +43,11 @@ class HTTPSubscription:
         *,
         token: str | None = None,
         method: Literal["GET", "POST"] = "POST",
+        last_event_id: str | None = None,
     ) -> None:
         headers = {"Accept": ACCEPT[transport]}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if method == "GET":
@@ -82,21 +87,23 @@ class HTTPSubscription:
 
 
 async def _sse_frames(response: httpx.Response) -> AsyncIterator[Frame]:
-    event, data = None, []
+    event, data, event_id = None, [], None
     async for line in response.aiter_lines():
         if line.startswith(":"):
             yield Frame("heartbeat")
+        elif line.startswith("id:"):
+            event_id = line.removeprefix("id:").strip()
         elif line.startswith("event:"):
             event = line.removeprefix("event:").strip()
         elif line.startswith("data:"):
             data.append(line.removeprefix("data:").strip())
         elif line == "" and event is not None:
             if event == "next":
-                yield Frame("next", json.loads("\n".join(data)))
+                yield Frame("next", json.loads("\n".join(data)), event_id)
             elif event == "complete":
                 yield Frame("complete")
                 return
-            event, data = None, []
+            event, data, event_id = None, [], None
 
 
 async def _multipart_frames(response: httpx.Response) -> AsyncIterator[Frame]:

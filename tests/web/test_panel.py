@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
 
 from gql.demo.seed import seed_demo
 from tests.support.app_server import RunningApp, make_settings
+from tests.support.exports import wait_for_status
+from tests.support.graphql import GraphQLHTTP
 from tests.support.held_exports import HELD_EXPORT_HANDLER, HeldExports
 from tests.support.node import require_chromium
 from tests.support.tokens import JWT_SECRET, token_for
@@ -216,3 +218,40 @@ async def test_the_panel_tells_a_waiting_export_its_place_in_line_and_time_left(
         row = page.locator(f"li.job[data-job-id='{job_id}']")
         await expect(row).to_have_attribute("data-status", "COMPLETE")
         await expect(row.locator(".eta")).to_have_text("")
+
+
+async def test_the_panel_resumes_its_stream_after_the_websocket_drops(
+    app: RunningApp, browser: Browser, held: HeldExports
+) -> None:
+    """The export finishes while the panel's websocket is down; the panel learns it
+    when the socket comes back, from where its stream left off (a live-only stream
+    would leave the job PROCESSING forever)."""
+    page = await browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    sockets: list[WebSocketRoute] = []
+    passing = True
+
+    async def proxy(websocket: WebSocketRoute) -> None:
+        if passing:
+            websocket.connect_to_server()
+            sockets.append(websocket)
+        else:  # the network is down: graphql-ws tries again
+            await websocket.close(code=1012, reason="down")
+
+    await page.route_web_socket("**/graphql", proxy)
+    await page.goto(app.url)
+    await expect(page.locator("#transport")).to_have_attribute("data-transport", "websocket")
+    job_id = await start_export(page, "OVERLAY")
+    await until_held(page, job_id)
+
+    passing = False
+    await sockets[-1].close(code=1012, reason="down")
+    held.release(job_id)
+    async with GraphQLHTTP(app.graphql_url) as client:
+        await wait_for_status(client, job_id, "COMPLETE", timeout=TIMEOUT_MS / 1000)
+    passing = True
+
+    row = page.locator(f"li.job[data-job-id='{job_id}']")
+    await expect(row).to_have_attribute("data-status", "COMPLETE")
+    assert len(sockets) == 2

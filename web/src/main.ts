@@ -62,18 +62,43 @@ async function main(): Promise<void> {
     startForms(api.client, assets.data, (job) => changed(job)),
     h("section", { class: "list" }, h("h2", {}, "Your exports"), list.element),
   );
-  // Subscribe before reading the list, so that no change falls in between.
-  watchJobs(api.client, changed);
-  const page = await api.client.query(JobsQuery, { first: JOBS_SHOWN }).toPromise();
-  if (page.error) showMessages(banner, describeError(page.error));
-  changed(...(page.data?.exportJobs.edges.map((edge) => edge.node) ?? []));
+  await reload(api.client, changed);
 }
 
-function watchJobs(client: Client, changed: (job: Job) => void): void {
-  client.subscription(JobChangesSubscription, {}).subscribe((result) => {
-    if (result.error) showMessages(banner, describeError(result.error));
-    else if (result.data) changed(result.data.exportJobs);
-  });
+/** How long to wait before subscribing again after the stream failed. */
+const RESUBSCRIBE_MS = 2000;
+const STALE_CURSOR = new Set(["BAD_CURSOR", "UNKNOWN_CURSOR"]);
+
+/** Keeps the list live. When the stream fails (an SSE response cut, a websocket that
+ * gave up), it subscribes again from the last cursor received, so nothing is missed;
+ * when the server no longer knows that cursor, it re-reads the list instead. */
+function watchJobs(client: Client, changed: (...jobs: Job[]) => void, since: string | null): void {
+  let cursor = since;
+  const { unsubscribe } = client
+    .subscription(JobChangesSubscription, { since: cursor })
+    .subscribe((result) => {
+      if (result.data) {
+        cursor = result.data.exportJobs.changeCursor;
+        changed(result.data.exportJobs);
+      }
+      if (!result.error) return;
+      unsubscribe();
+      const codes = result.error.graphQLErrors.map((error) => error.extensions["code"]);
+      if (codes.some((code) => STALE_CURSOR.has(String(code)))) {
+        setTimeout(() => void reload(client, changed), RESUBSCRIBE_MS);
+        return;
+      }
+      showMessages(banner, describeError(result.error));
+      setTimeout(() => watchJobs(client, changed, cursor), RESUBSCRIBE_MS);
+    });
+}
+
+/** Subscribes before reading the list, so that no change falls in between. */
+async function reload(client: Client, changed: (...jobs: Job[]) => void): Promise<void> {
+  watchJobs(client, changed, null);
+  const page = await client.query(JobsQuery, { first: JOBS_SHOWN }).toPromise();
+  if (page.error) showMessages(banner, describeError(page.error));
+  changed(...(page.data?.exportJobs.edges.map((edge) => edge.node) ?? []));
 }
 
 function showTransport(transport: Transport, signedIn: boolean): void {

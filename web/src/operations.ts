@@ -75,11 +75,13 @@ export const JobsQuery = graphql(`
   }
 `);
 
-/** Every change to any of the user's jobs: the list stays live through this alone. */
+/** Every change to any of the user's jobs: the list stays live through this alone.
+ * `since` resumes after the last `changeCursor` received, missing nothing. */
 export const JobChangesSubscription = graphql(`
-  subscription JobChanges {
-    exportJobs {
+  subscription JobChanges($since: String) {
+    exportJobs(since: $since) {
       ...JobFields
+      changeCursor
     }
   }
 `);

@@ -1,5 +1,11 @@
 // Live updates: graphql-ws when websockets get through, SSE when a proxy blocks them.
-import { Client, fetchExchange, subscriptionExchange, type Exchange } from "@urql/core";
+import {
+  Client,
+  fetchExchange,
+  subscriptionExchange,
+  type Exchange,
+  type ExecutionResult,
+} from "@urql/core";
 import { createClient as createWSClient, type Client as WSClient } from "graphql-ws";
 
 export type Transport = "websocket" | "sse";
@@ -48,6 +54,47 @@ function openWebSocket(url: string, token: string | null): Promise<WSClient | nu
   });
 }
 
+type Request = Parameters<WSClient["subscribe"]>[0];
+
+interface Sink {
+  next(result: ExecutionResult): void;
+  error(error: unknown): void;
+  complete(): void;
+}
+
+/** Subscribes over the websocket. graphql-ws sends the same payload again when it
+ * reconnects: a subscription taking `since` has it moved to the last `changeCursor`
+ * received first, so the server resumes from there instead of missing what changed
+ * while the socket was down. */
+function subscribeResuming(
+  socket: WSClient,
+  request: { query?: string; variables?: Record<string, unknown> },
+  sink: Sink,
+): () => void {
+  const variables: Record<string, unknown> = { ...request.variables };
+  const payload: Request = { ...request, query: request.query ?? "", variables };
+  const resumes = "since" in variables;
+  return socket.subscribe(payload, {
+    next: (result) => {
+      const cursor = resumes ? lastCursor(result.data) : null;
+      if (cursor) variables["since"] = cursor;
+      sink.next(result as ExecutionResult);
+    },
+    error: (error) => sink.error(error),
+    complete: () => sink.complete(),
+  });
+}
+
+/** The `changeCursor` of a subscription result's root field, if it selects one. */
+function lastCursor(data: unknown): string | null {
+  if (typeof data !== "object" || data === null) return null;
+  for (const value of Object.values(data)) {
+    const cursor = (value as { changeCursor?: unknown } | null)?.changeCursor;
+    if (typeof cursor === "string") return cursor;
+  }
+  return null;
+}
+
 /** The urql client: queries and mutations over fetch; subscriptions over the websocket,
  * or over fetch as SSE (`fetchSubscriptions`) when the websocket is blocked. */
 export async function connect(token: string | null): Promise<Api> {
@@ -59,9 +106,7 @@ export async function connect(token: string | null): Promise<Api> {
     exchanges.push(
       subscriptionExchange({
         forwardSubscription: (request) => ({
-          subscribe: (sink) => ({
-            unsubscribe: socket.subscribe({ ...request, query: request.query ?? "" }, sink),
-          }),
+          subscribe: (sink) => ({ unsubscribe: subscribeResuming(socket, request, sink) }),
         }),
       }),
     );

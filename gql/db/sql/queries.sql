@@ -17,14 +17,15 @@ INSERT INTO export_jobs (
     id, user_id, type, status, progress, message, error, project_id, game_id, params,
     input_key, output_key, runpod_job_id, webhook_token, idempotency_key, attempts,
     next_attempt_at, cancel_pending, retry_of, result, version, created_at, updated_at,
-    started_at, completed_at, input_seconds, execution_timeout_s, queue_ms, run_ms, lease_owner
+    started_at, completed_at, input_seconds, execution_timeout_s, queue_ms, run_ms, lease_owner,
+    change_seq
 )
 SELECT
     :id, :user_id, :type, :status, :progress, :message, :error, :project_id, :game_id, :params,
     :input_key, :output_key, :runpod_job_id, :webhook_token, :idempotency_key, :attempts,
     :next_attempt_at, :cancel_pending, :retry_of, :result, :version, :created_at, :updated_at,
     :started_at, :completed_at, :input_seconds, :execution_timeout_s, :queue_ms, :run_ms,
-    :lease_owner
+    :lease_owner, (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM export_jobs)
 WHERE (
     SELECT COUNT(*) FROM export_jobs
     WHERE user_id = :user_id AND status IN ('pending', 'queued', 'processing')
@@ -126,6 +127,9 @@ DELETE FROM api_processes WHERE id = :id OR expires_at < {now} - 86400;
 
 -- The compare-and-set every state change goes through: it only lands on the
 -- version it was computed from, so concurrent writers cannot undo each other.
+-- A change subscribers hear of (:announce = 1) takes the next change number;
+-- the caller holds the change-number lock (`JobRepository.save`), so numbers
+-- are committed in the order they are taken.
 -- name: save_job
 UPDATE export_jobs SET
     status = :status, progress = :progress, message = :message, error = :error,
@@ -133,9 +137,24 @@ UPDATE export_jobs SET
     cancel_pending = :cancel_pending, result = :result, updated_at = :updated_at,
     started_at = :started_at, completed_at = :completed_at,
     execution_timeout_s = :execution_timeout_s, queue_ms = :queue_ms, run_ms = :run_ms,
-    version = version + 1
+    version = version + 1,
+    change_seq = CASE
+        WHEN :announce = 1 THEN (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM export_jobs)
+        ELSE change_seq
+    END
 WHERE id = :id AND version = :version
-RETURNING version;
+RETURNING version, change_seq;
+
+-- A user's jobs changed after a change number, in the order they changed.
+-- name: user_jobs_changed_after
+SELECT * FROM export_jobs
+WHERE user_id = :user_id AND change_seq > :after
+ORDER BY change_seq
+LIMIT :limit;
+
+-- The newest change number of a user's jobs (0 when none).
+-- name: user_last_change
+SELECT COALESCE(MAX(change_seq), 0) AS change_seq FROM export_jobs WHERE user_id = :user_id;
 
 -- A project with its newest working video's filename, in one round trip.
 -- name: get_user_project

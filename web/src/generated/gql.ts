@@ -18,7 +18,7 @@ type Documents = {
     "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": typeof types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": typeof types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": typeof types.JobsDocument,
-    "\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n": typeof types.JobChangesDocument,
+    "\n  subscription JobChanges($since: String) {\n    exportJobs(since: $since) {\n      ...JobFields\n      changeCursor\n    }\n  }\n": typeof types.JobChangesDocument,
     "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartFramingDocument,
     "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartOverlayDocument,
     "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": typeof types.StartAnnotateDocument,
@@ -30,7 +30,7 @@ const documents: Documents = {
     "\n  fragment StartPayload on StartExportPayload {\n    job {\n      ...JobFields\n    }\n    userErrors {\n      field\n      message\n      code\n    }\n  }\n": types.StartPayloadFragmentDoc,
     "\n  query Assets {\n    projects {\n      id\n      name\n    }\n    games {\n      id\n      name\n    }\n  }\n": types.AssetsDocument,
     "\n  query Jobs($first: Int!) {\n    exportJobs(first: $first) {\n      edges {\n        node {\n          ...JobFields\n        }\n      }\n    }\n  }\n": types.JobsDocument,
-    "\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n": types.JobChangesDocument,
+    "\n  subscription JobChanges($since: String) {\n    exportJobs(since: $since) {\n      ...JobFields\n      changeCursor\n    }\n  }\n": types.JobChangesDocument,
     "\n  mutation StartFraming($input: FramingExportInput!) {\n    startExport: startFramingExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartFramingDocument,
     "\n  mutation StartOverlay($input: OverlayExportInput!) {\n    startExport: startOverlayExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartOverlayDocument,
     "\n  mutation StartAnnotate($input: AnnotateExportInput!) {\n    startExport: startAnnotateExport(input: $input) {\n      ...StartPayload\n    }\n  }\n": types.StartAnnotateDocument,
@@ -71,7 +71,7 @@ export function graphql(source: "\n  query Jobs($first: Int!) {\n    exportJobs(
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n"): (typeof documents)["\n  subscription JobChanges {\n    exportJobs {\n      ...JobFields\n    }\n  }\n"];
+export function graphql(source: "\n  subscription JobChanges($since: String) {\n    exportJobs(since: $since) {\n      ...JobFields\n      changeCursor\n    }\n  }\n"): (typeof documents)["\n  subscription JobChanges($since: String) {\n    exportJobs(since: $since) {\n      ...JobFields\n      changeCursor\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
