@@ -54,7 +54,12 @@ class JobWatch:
 
     def nudge(self, job: ExportJob) -> None:
         """Offer `job` again, as seen before: something derived from it moved."""
-        if job.id in self._pending or job.version < self._seen_versions.get(job.id, 0):
+        seen = self._seen_versions.get(job.id)
+        if seen is not None and job.version > seen:
+            # Read from the database ahead of the change feed: a change, not a refresh.
+            self.offer(job)
+            return
+        if job.id in self._pending or job.version < (seen or 0):
             return  # a newer state is on its way, or this one is stale
         self._pending[job.id] = job
         self._refreshes.add(job.id)

@@ -112,7 +112,9 @@ def _fit_kind(runs: list[FinishedRun]) -> KindModel:
         if run.input_seconds is not None
     ]
     xs = [x for x, _ in known]
-    if len(known) >= MIN_FIT_SAMPLES and len(set(xs)) > 1:
+    # Three lengths at least: with two, a length seen once decides the line alone
+    # (its leverage is 1) and its held-out error is undefined.
+    if len(known) >= MIN_FIT_SAMPLES and len(set(xs)) >= 3:
         intercept, slope, ratios = _line_with_held_out_ratios(known)
     else:
         intercept, slope = median, None
@@ -146,6 +148,8 @@ def _line_with_held_out_ratios(
     ratios = []
     for x, y in points:
         leverage = 1 / n + (x - mean_x) ** 2 / sxx
+        if leverage > 1 - 1e-9:  # the line cannot be drawn without this point
+            continue
         residual = y - (intercept + slope * x)
         held_out = max(MIN_RUN_S, y - residual / (1 - leverage))
         ratios.append(y / held_out)

@@ -8,6 +8,7 @@ each job that needs following. A lease lasts while its owner is registered
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -287,7 +288,9 @@ class JobRepository:
         stored = job.evolve(version=expected_version + 1)
         events = [] if previous is None else self._events_of(previous, stored)
         values = {**_changeable_values(job, expected_version), "announce": int(announce)}
-        async with self._db.serialized(CHANGE_SEQ_LOCK):
+        # Only a change that takes a number waits for the others that do.
+        numbered = self._db.serialized(CHANGE_SEQ_LOCK) if announce else contextlib.nullcontext()
+        async with numbered:
             row = await self._db.fetch_one_then("save_job", values, events)
         if row is None:
             raise JobConflict(job.id)

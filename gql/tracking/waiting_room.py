@@ -24,6 +24,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,6 +90,9 @@ class WaitingRoom:
         self._line: list[tuple[datetime, str]] = []
         # Jobs recorded here since the line was read: behind it, in their order.
         self._joined: list[tuple[datetime, str]] = []
+        # When each of them was recorded (monotonic): one recorded before a reading
+        # began and absent from it has already left the line.
+        self._joined_at: dict[str, float] = {}
         self._positions: dict[str, int] = {}
         self._published: dict[str, Estimate] = {}
         self._record = EstimateRecord()
@@ -128,6 +132,7 @@ class WaitingRoom:
     def joined(self, job: ExportJob) -> None:
         """A job was just recorded here: it stands behind the line until it is read."""
         bisect.insort(self._joined, (job.created_at, job.id))
+        self._joined_at[job.id] = time.monotonic()
 
     # --- refreshing ---
 
@@ -146,12 +151,31 @@ class WaitingRoom:
         loop_now = asyncio.get_running_loop().time()
         young = sum(kind.samples for kind in self._model.kinds.values()) < YOUNG_HISTORY
         if young or self._fitted_at is None or loop_now - self._fitted_at >= self._refit_s:
-            self._model = RunTimeModel.fit(await self._repo.finished_runs(HISTORY_RUNS))
+            await self._refit()
             self._fitted_at = loop_now
+        read_from = time.monotonic()
         entries = await self._repo.unfinished_line()
         await self._settle(set(self._published) - {entry.id for entry in entries})
+        self._forget_joined({entry.id for entry in entries}, read_from)
         moved = self._place_all(entries, utcnow())
         await self._nudge(moved, entries)
+
+    async def _refit(self) -> None:
+        runs = await self._repo.finished_runs(HISTORY_RUNS)
+        try:
+            self._model = RunTimeModel.fit(runs)
+        except ArithmeticError as error:  # keep the last model: the line must still move
+            fields = {"action": "eta_fit_failed", "error": repr(error)}
+            logger.warning("run-time model fit failed", extra=fields)
+
+    def _forget_joined(self, known: set[str], read_from: float) -> None:
+        """Joined jobs now in the line, or recorded before it was read and not in it."""
+        self._joined = [
+            (created_at, job_id)
+            for created_at, job_id in self._joined
+            if job_id not in known and self._joined_at.get(job_id, 0.0) >= read_from
+        ]
+        self._joined_at = {job_id: self._joined_at[job_id] for _, job_id in self._joined}
 
     async def _settle(self, ended: set[str]) -> None:
         """Jobs estimated here that have ended: how far their estimates were off."""
@@ -170,8 +194,6 @@ class WaitingRoom:
         moved = {job for job, place in positions.items() if self._positions.get(job) != place}
         self._positions = positions
         self._line = [(entry.created_at, entry.id) for entry in waiting]
-        known = {entry.id for entry in entries}
-        self._joined = [joined for joined in self._joined if joined[1] not in known]
         figures = self._figures()
         queued_here = sum(1 for entry in waiting if entry.status is ExportStatus.QUEUED)
         self._lower_bound = figures is not None and figures.in_queue > queued_here

@@ -52,6 +52,8 @@ class DeliveryLoop:
         self._task: asyncio.Task[None] | None = None
         self._gone: str | None = None
         self._gone_checked_at = -math.inf
+        # Claims of deliveries that broke off, to give back (`_release_stranded`).
+        self._stranded: set[int] = set()
 
     def wake(self) -> None:
         """Look at the outbox now (an event was written, or a delivery ended)."""
@@ -86,16 +88,26 @@ class DeliveryLoop:
 
     async def _turn(self) -> float:
         """Claim and start what is due; how long to wait before the next look."""
+        await self._release_stranded()
         free = self._concurrency - len(self._sending)
         claimed = await self._outbox.claim(free) if free > 0 else []
-        gone = await self._receiver_gone() if claimed else None
-        for event in claimed:
-            if gone is not None:
-                await self._abandon_unsent(event, gone)
-                continue
-            task = asyncio.create_task(self._deliver(event), name=f"webhook:{event.webhook_id}")
-            self._sending.add(task)
-            task.add_done_callback(self._sent)
+        settled: set[int] = set()
+        try:
+            gone = await self._receiver_gone() if claimed else None
+            for event in claimed:
+                if gone is not None:
+                    await self._abandon_unsent(event, gone)
+                else:
+                    task = asyncio.create_task(
+                        self._deliver(event), name=f"webhook:{event.webhook_id}"
+                    )
+                    self._sending.add(task)
+                    task.add_done_callback(self._sent)
+                settled.add(event.seq)
+        except Exception:
+            # Claimed, but neither started nor settled: owed still, given back next turn.
+            self._stranded.update(event.seq for event in claimed if event.seq not in settled)
+            raise
         if claimed:
             # More may be due (a full batch), or will be once these end, which wakes us.
             return 0.0 if len(claimed) == free else self._poll_s
@@ -120,7 +132,22 @@ class DeliveryLoop:
         self._sending.discard(task)
         self.wake()
 
+    async def _release_stranded(self) -> None:
+        """Give back the claims of deliveries that broke off (the database was away),
+        so they are sent again rather than held by this process until it stops."""
+        for seq in sorted(self._stranded):
+            await self._outbox.release_one(seq)
+            self._stranded.discard(seq)
+
     async def _deliver(self, event: OutboxEvent) -> None:
+        try:
+            await self._attempt(event)
+        except Exception:
+            fields = {"action": "webhook", "webhook_id": event.webhook_id, "job": event.job_id}
+            logger.exception("webhook delivery broke off", extra=fields)
+            self._stranded.add(event.seq)
+
+    async def _attempt(self, event: OutboxEvent) -> None:
         body = event.payload
         if event.type == EventType.COMPLETED and event.output_key:
             # Signed now, so a delivery retried hours later still carries a live URL.

@@ -102,6 +102,10 @@ class Outbox:
     async def release(self) -> None:
         await self._db.execute("release_webhook_claims", owner=self._owner)
 
+    async def release_one(self, seq: int) -> None:
+        """Give one claimed event back (its delivery broke off): any process may send it."""
+        await self._db.execute("release_webhook_claim", seq=seq, owner=self._owner)
+
     async def backlog(self) -> Backlog:
         row = await self._db.fetch_one("webhook_backlog")
         assert row is not None

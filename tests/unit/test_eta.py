@@ -169,6 +169,14 @@ def test_runs_timed_at_no_time_count_as_the_shortest_run() -> None:
     assert model.spread(ExportKind.OVERLAY) == (1.0, 1.0)
 
 
+def test_a_length_seen_once_beside_one_other_length_gives_the_median() -> None:
+    runs = [FinishedRun(kind=FRAMING, input_seconds=30, run_s=20) for _ in range(7)]
+    model = RunTimeModel.fit([*runs, FinishedRun(kind=FRAMING, input_seconds=10, run_s=8)])
+    kind = model.kinds[FRAMING]
+    assert kind.seconds_per_input_second is None
+    assert kind.median_s == 20
+
+
 def test_a_change_of_basis_is_published_at_once() -> None:
     blended = estimate_ending(100, EtaBasis.BLENDED)
     assert blended.moved_from(estimate_ending(100), NOW)

@@ -305,6 +305,10 @@ WHERE seq = :seq AND claimed_by = :owner;
 -- name: release_webhook_claims
 UPDATE webhook_outbox SET claimed_by = NULL WHERE claimed_by = :owner AND state = 'pending';
 
+-- name: release_webhook_claim
+UPDATE webhook_outbox SET claimed_by = NULL
+WHERE seq = :seq AND claimed_by = :owner AND state = 'pending';
+
 -- The age of the oldest event still owed, and when the next unclaimed one is due.
 -- name: webhook_backlog
 SELECT
