@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from gql.db.database import Database
 from tests.servers.runpod_control import RunPodControl
 from tests.servers.runpod_fake import RunningRunPodServer, RunPodServerProcess, StartRunPodServer
 from tests.servers.s3 import MotoS3Server
@@ -97,6 +98,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path)
     return await _empty_postgres()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A connected, migrated database: SQLite, then PostgreSQL when one is reachable."""
+    db = Database(database_url)
+    await db.connect()
+    yield db
+    await db.disconnect()
 
 
 @pytest.fixture

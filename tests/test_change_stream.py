@@ -54,14 +54,6 @@ class RacingRepository(JobRepository):
         self._write = write
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.connect()
-    yield db
-    await db.disconnect()
-
-
 async def take(stream: AsyncIterator[Emitted], count: int) -> list[tuple[str, int, int]]:
     """The next `count` results as (job id, progress, change number)."""
     taken = []

@@ -4,9 +4,6 @@ back, so the event is sent again by the loop rather than held until the process 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-
-import pytest
 
 from gql.db.database import Database, Statement
 from gql.webhooks.delivery import DeliveryLoop
@@ -27,14 +24,6 @@ COMPLETED = Statement(
         "output_key": "out.mp4",
     },
 )
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.connect()
-    yield db
-    await db.disconnect()
 
 
 async def test_a_delivery_that_breaks_off_is_sent_again(database: Database) -> None:

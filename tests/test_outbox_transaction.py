@@ -3,8 +3,6 @@ it or not at all, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gql.db.database import Database, Statement
@@ -22,14 +20,6 @@ def _event(webhook_id: str) -> Statement:
             "output_key": None,
         },
     )
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.connect()
-    yield db
-    await db.disconnect()
 
 
 async def _webhook_ids(database: Database) -> list[str]:
