@@ -10,8 +10,10 @@ from functools import lru_cache
 from graphql import (
     FieldNode,
     GraphQLError,
+    NullValueNode,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
     get_operation_ast,
     parse,
 )
@@ -72,7 +74,9 @@ def shared_operation(
     root = _subscription_root(query, operation_name)
     if root is None:
         return None
-    root_field, resumable = root
+    root_field, since = root
+    # A `$since` left null starts a plain live stream, which may be shared.
+    resumable = since if isinstance(since, bool) else (variables or {}).get(since) is not None
     try:
         canonical_variables = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
@@ -119,9 +123,9 @@ def _operation(query: str, operation_name: str | None) -> OperationDefinitionNod
 
 
 @lru_cache(maxsize=512)
-def _subscription_root(query: str, operation_name: str | None) -> tuple[str, bool] | None:
+def _subscription_root(query: str, operation_name: str | None) -> tuple[str, bool | str] | None:
     """When `query` selects a subscription: its root field's name, and whether it
-    passes `since` (to resume); else None."""
+    passes `since` (to resume), or the variable that says; else None."""
     operation = _operation(query, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
         return None
@@ -129,5 +133,10 @@ def _subscription_root(query: str, operation_name: str | None) -> tuple[str, boo
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
         return "", False  # invalid for a subscription; validation reports it
     field_node = selections[0]
-    resumable = any(arg.name.value == RESUME_ARGUMENT for arg in field_node.arguments or ())
-    return field_node.name.value, resumable
+    since = next(
+        (arg.value for arg in field_node.arguments or () if arg.name.value == RESUME_ARGUMENT),
+        None,
+    )
+    if isinstance(since, VariableNode):
+        return field_node.name.value, since.name.value
+    return field_node.name.value, since is not None and not isinstance(since, NullValueNode)
