@@ -18,12 +18,15 @@ each one's final state), and the client has caught up or 30 s passed:
   it) is the last the client saw of them, over the exports (goal: all);
 - backwards: events where a job's status went back (PENDING < QUEUED <
   PROCESSING < final), its progress decreased, or anything came after its final
-  state (goal 0); duplicates: events repeating a job's previous status and
-  progress (goal 0), and of those the ones whose cursor was new (a change sent
-  twice; a repeated cursor marks a frame that carries no change, a refresh of a
-  waiting job's position or estimate);
+  state (goal 0);
+- duplicates: events repeating a job's previous status and progress; of those,
+  changes_twice: the ones whose cursor was new, a change sent twice (goal 0; a
+  repeated cursor marks a frame that carries no change: a refresh of a job's
+  queue position or estimate, which a new stream sends once for a job whose
+  state the client already had on an earlier one);
 - reconnects, and gap_ms: from a stream breaking to the next one answering 200;
-- server_logs: errors, warnings and tracebacks of every process's every life.
+- server_logs: errors, warnings and tracebacks of every process's every life
+  (log_errors: errors and tracebacks).
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ def run(context: Context) -> dict[str, Any]:
     headline: dict[str, Any] = {
         "resume_final_seen": None,
         "resume_backwards": None,
+        "resume_changes_twice": None,
         "resume_duplicates": None,
         "resume_reconnects": None,
         "resume_longest_gap_ms": None,
+        "resume_log_errors": None,
     }
     url = os.environ.get("BENCH_POSTGRES_URL")
     if not url:
@@ -95,9 +100,11 @@ def run(context: Context) -> dict[str, Any]:
     headline.update(
         resume_final_seen=rounded(seen["final_seen"] / max(1, result["exports"]), 3),
         resume_backwards=seen["backwards"],
+        resume_changes_twice=seen["duplicates_with_new_cursor"],
         resume_duplicates=seen["duplicates"],
         resume_reconnects=result["reconnects"],
         resume_longest_gap_ms=result["gap_ms"]["max"],
+        resume_log_errors=result["log_errors"],
     )
     return {"headline": headline, "details": {"resume": result}}
 

@@ -170,6 +170,7 @@ def analyse(events: Sequence[Event], finals: dict[str, tuple[str, int]]) -> dict
         "backwards": len(backwards),
         "backwards_first": backwards[:5],
         "duplicates": len(duplicates),
+        "duplicates_on_a_new_stream": sum(1 for d in duplicates if len(set(d["streams"])) > 1),
         "duplicates_with_new_cursor": len(resent),
         "duplicates_with_new_cursor_first": resent[:5],
         "duplicates_first": duplicates[:5],
