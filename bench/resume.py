@@ -19,11 +19,14 @@ each one's final state), and the client has caught up or 30 s passed:
 - backwards: events where a job's status went back (PENDING < QUEUED <
   PROCESSING < final), its progress decreased, or anything came after its final
   state (goal 0);
-- duplicates: events repeating a job's previous status and progress; of those,
-  changes_twice: the ones whose cursor was new, a change sent twice (goal 0; a
-  repeated cursor marks a frame that carries no change: a refresh of a job's
-  queue position or estimate, which a new stream sends once for a job whose
-  state the client already had on an earlier one);
+- cursor_regressions: events whose change cursor is older than one received
+  before, on this stream or an earlier one: something from before the point the
+  client resumed from, sent again or out of order (goal 0);
+- duplicates: events repeating a job's previous status and progress, those on a
+  new stream, and those with a cursor never seen before (a change to a field not
+  selected, such as the message); the others carry no change: a refresh of a
+  job's queue position or estimate, which a new stream sends once for a job the
+  client already had from an earlier one;
 - reconnects, and gap_ms: from a stream breaking to the next one answering 200;
 - server_logs: errors, warnings and tracebacks of every process's every life
   (log_errors: errors and tracebacks).
@@ -65,7 +68,7 @@ def run(context: Context) -> dict[str, Any]:
     headline: dict[str, Any] = {
         "resume_final_seen": None,
         "resume_backwards": None,
-        "resume_changes_twice": None,
+        "resume_cursor_regressions": None,
         "resume_duplicates": None,
         "resume_reconnects": None,
         "resume_longest_gap_ms": None,
@@ -100,7 +103,7 @@ def run(context: Context) -> dict[str, Any]:
     headline.update(
         resume_final_seen=rounded(seen["final_seen"] / max(1, result["exports"]), 3),
         resume_backwards=seen["backwards"],
-        resume_changes_twice=seen["duplicates_with_new_cursor"],
+        resume_cursor_regressions=seen["cursor_regressions"],
         resume_duplicates=seen["duplicates"],
         resume_reconnects=result["reconnects"],
         resume_longest_gap_ms=result["gap_ms"]["max"],

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from bench.stack import Api
+from gql.jobs.cursor import decode_cursor
 from tests.support.http_streams import HTTPSubscription
 
 QUERY = "subscription { exportJobs { id status progress changeCursor } }"
@@ -134,10 +135,16 @@ def analyse(events: Sequence[Event], finals: dict[str, tuple[str, int]]) -> dict
     backwards: list[dict[str, Any]] = []
     duplicates: list[dict[str, Any]] = []
     repeated_cursors = 0
+    # Opaque to clients; the bench reads them to check that they never go back.
+    newest, regressions = 0, []
     for event in events:
         repeated = event.cursor in cursors
         repeated_cursors += repeated
         cursors.add(event.cursor)
+        number = decode_cursor(event.cursor)
+        if number < newest:
+            regressions.append({"job": event.job, "cursor": number, "after": newest})
+        newest = max(newest, number)
         state = (event.status, event.progress)
         before = last.get(event.job)
         last[event.job] = state
@@ -173,6 +180,8 @@ def analyse(events: Sequence[Event], finals: dict[str, tuple[str, int]]) -> dict
         "duplicates_on_a_new_stream": sum(1 for d in duplicates if len(set(d["streams"])) > 1),
         "duplicates_with_new_cursor": len(resent),
         "duplicates_with_new_cursor_first": resent[:5],
+        "cursor_regressions": len(regressions),
+        "cursor_regressions_first": regressions[:5],
         "duplicates_first": duplicates[:5],
         "repeated_cursors": repeated_cursors,
         "id_is_cursor": all(event.id == event.cursor for event in events),
