@@ -30,7 +30,6 @@ same bench run, for a side-by-side figure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -40,12 +39,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import websockets
 
+from bench.database import fresh_database
 from bench.harness import ROOT, Context, Processes, percentile, rounded
-from bench.stack import Api, Fake
+from bench.stack import Api, Fake, start_apis
 from tests.support.queries import CANCEL, overlay_input
 
 EXPORTS = 1000
@@ -111,24 +110,20 @@ def _scenario(
     folder = context.folder(f"budget-{name}")
     context.say(f"budget: {name}: {EXPORTS} exports on {WORKERS} workers, RunPod's limits")
     if database_url is not None:
-        asyncio.run(_fresh_database(database_url))
+        asyncio.run(fresh_database(database_url))
     with Processes(folder) as running:
         fake = Fake(running)
         fake.control.set_limits("runpod")
-        fake.control.set_workers(WORKERS)
-        fake.control.set_behaviour("auto", step=STEP_S, steps=STEPS, queue_delay=0.0)
-        apis = [
-            Api(
-                running,
-                fake,
-                folder / f"api-{index}",
-                poll_interval_s=INTERVAL_S,
-                name=f"api-{index}",
-                database_url=database_url,
-                root=root,
-            )
-            for index in range(processes)
-        ]
+        fake.run_by_itself(workers=WORKERS, steps=STEPS, step_s=STEP_S)
+        apis = start_apis(
+            running,
+            fake,
+            folder,
+            processes,
+            poll_interval_s=INTERVAL_S,
+            database_url=database_url,
+            root=root,
+        )
         try:
             result = asyncio.run(_drive(context, fake, apis))
         finally:
@@ -312,20 +307,3 @@ async def _until(condition: Any, *, within_s: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("budget: timed out waiting")
         await asyncio.sleep(0.5)
-
-
-async def _fresh_database(url: str) -> None:
-    name = url.rsplit("/", 1)[-1]
-    admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    connection = await asyncpg.connect(url)
-    try:
-        with contextlib.suppress(asyncpg.PostgresError):
-            await connection.execute("DROP SCHEMA public CASCADE")
-        await connection.execute("CREATE SCHEMA IF NOT EXISTS public")
-    finally:
-        await connection.close()

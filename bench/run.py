@@ -39,6 +39,10 @@ graphql-transport-ws over plain websockets, one subscription per connection):
              receiver: change -> first attempt p99, every event verified with
              `standardwebhooks`, no completion lost; the receiver down for 60 s,
              then back: none lost, and how soon they all arrive.
+- resume:    three API processes on BENCH_POSTGRES_URL, one `kill -9`ed and
+             restarted every 5 s for a minute while 60 exports run; one SSE
+             client resuming with Last-Event-ID: final states seen, states gone
+             backwards, cursors gone back, repeats, reconnects, the longest gap.
 
 `--quick` runs small sizes (largest N 1 000) in about a minute; the full run
 takes several minutes. Prints one JSON object: the headline figures (at the
@@ -78,6 +82,7 @@ BENCHES = (
     "eta",
     "uploads",
     "webhooks",
+    "resume",
 )
 HEADLINES = {
     "polls": ["polls_per_job_interval"],
@@ -113,6 +118,15 @@ HEADLINES = {
         "webhook_completions_lost",
         "webhook_outage_lost",
         "webhook_outage_recovery_s",
+    ],
+    "resume": [
+        "resume_final_seen",
+        "resume_backwards",
+        "resume_cursor_regressions",
+        "resume_duplicates",
+        "resume_reconnects",
+        "resume_longest_gap_ms",
+        "resume_log_errors",
     ],
 }
 # (headline, comparison, target); the polling p50 target is interval/2 + 10 ms (1 s interval).
@@ -154,6 +168,12 @@ GOALS = [
     ("webhook_first_attempt_p99_ms", "<=", 200.0),
     ("webhook_completions_lost", "<=", 0.0),
     ("webhook_outage_lost", "<=", 0.0),
+    # Rolling `kill -9` of one of three processes: a client resuming with its last
+    # event id sees every export's final state, nothing backwards, no cursor older
+    # than one it had.
+    ("resume_final_seen", ">=", 1.0),
+    ("resume_backwards", "<=", 0.0),
+    ("resume_cursor_regressions", "<=", 0.0),
 ]
 
 
@@ -208,6 +228,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
         mutations,
         polls,
         push,
+        resume,
         rss,
         scale,
         uploads,
@@ -232,6 +253,7 @@ def _runs(selected: list[str]) -> list[tuple[str, Any]]:
             ("eta", eta),
             ("uploads", uploads),
             ("webhooks", webhooks),
+            ("resume", resume),
         )
         if name in selected
     ]

@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 from websockets.sync.client import connect as ws_connect
 
+from bench.database import fresh_database
 from bench.generators import LoadGenerators, merge_status
 from bench.harness import Context, Processes, rounded, spread
 from bench.push import measure_push
@@ -51,7 +52,7 @@ def run(context: Context) -> dict[str, Any]:
     levels = [2_000, 5_000] if context.quick else [5_000, 10_000, 20_000]
     rounds = 5 if context.quick else 10
     folder = context.folder("scale")
-    asyncio.run(_fresh_database(DATABASE_URL))
+    asyncio.run(fresh_database(DATABASE_URL))
     with Processes(folder) as processes, LoadGenerators(2) as generators:
         fake = Fake(processes)
         apis = [
@@ -121,24 +122,6 @@ def run(context: Context) -> dict[str, Any]:
             }
         },
     }
-
-
-async def _fresh_database(url: str) -> None:
-    name = url.rsplit("/", 1)[-1]
-    admin = await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(
-            "DROP TABLE IF EXISTS export_jobs, working_videos, projects, games, "
-            "api_processes, media_durations, runpod_health, schema_migrations CASCADE"
-        )
-    finally:
-        await connection.close()
 
 
 async def _lease_owners(job_ids: list[str]) -> dict[str, str | None]:

@@ -67,6 +67,12 @@ class Fake:
         self.control = RunPodControl(self.base_url)
         self.control.wait_ready(START_TIMEOUT_S)
 
+    def run_by_itself(self, *, workers: int, steps: int, step_s: float) -> None:
+        """Jobs submitted from now on wait for one of `workers`, then report `steps`
+        progress steps `step_s` apart and complete, with their webhook."""
+        self.control.set_workers(workers)
+        self.control.set_behaviour("auto", step=step_s, steps=steps, queue_delay=0.0)
+
     def create_job(self) -> str:
         """A job on the fake alone (no API behind it), held IN_PROGRESS."""
         response = httpx.post(f"{self.url}/run", json={"input": {"bench": True}}, timeout=10)
@@ -130,17 +136,32 @@ class Api:
         env = _clean_environment() | {key.upper(): str(value) for key, value in values.items()}
         env["PYTHONPATH"] = str(root)
         python = root / ".venv" / "bin" / "python"
-        # Run from the data folder, so no `.env` of the checkout is read.
-        self.process: Process = processes.start(
-            name,
-            [str(python) if python.exists() else PYTHON, "-m", "gql.cli", "serve"],
-            env=env,
-            cwd=data_dir,
-        )
-        self.process.wait_http(f"{self.url}/healthz", START_TIMEOUT_S)
+        self._processes, self._name, self._env, self._cwd = processes, name, env, data_dir
+        self._argv = [str(python) if python.exists() else PYTHON, "-m", "gql.cli", "serve"]
+        self.lives: list[Process] = []
+        """Every process this API ran as, the current one last (see `restart`)."""
+        self.process = self._start(name)
         self.http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=20
         )
+
+    def _start(self, name: str) -> Process:
+        # Run from the data folder, so no `.env` of the checkout is read.
+        process = self._processes.start(name, self._argv, env=self._env, cwd=self._cwd)
+        self.lives.append(process)
+        process.wait_http(f"{self.url}/healthz", START_TIMEOUT_S)
+        return process
+
+    def kill(self) -> None:
+        """`kill -9` the process, and wait until it is gone."""
+        self.process.popen.kill()
+        self.process.popen.wait()
+        self._processes.stop(self.process)
+
+    def restart(self) -> None:
+        """Start the API again on the same port and settings, once `kill`ed; each life
+        logs to its own file (`api-0`, `api-0.2`, ...)."""
+        self.process = self._start(f"{self._name}.{len(self.lives) + 1}")
 
     def close(self) -> None:
         self.http.close()
@@ -204,6 +225,31 @@ class Api:
                     raise StartError(f"job {job.id} did not reach PROCESSING")
                 time.sleep(0.05)
         return jobs
+
+
+def start_apis(
+    processes: Processes,
+    fake: Fake,
+    folder: Path,
+    count: int,
+    *,
+    poll_interval_s: float,
+    database_url: str | None = None,
+    root: Path = ROOT,
+) -> list[Api]:
+    """`count` APIs named api-0, api-1, ..., each with its data in a folder of that name."""
+    return [
+        Api(
+            processes,
+            fake,
+            folder / f"api-{index}",
+            poll_interval_s=poll_interval_s,
+            name=f"api-{index}",
+            database_url=database_url,
+            root=root,
+        )
+        for index in range(count)
+    ]
 
 
 def ws_target(url: str, token: str | None) -> dict[str, Any]:

@@ -90,9 +90,9 @@ class _Group:
         self._context.resume_from = operation.resume_from
         self._latest: str | None = None
         self._latest_cursor: str | None = None
-        # On a stream of several jobs (`exportJobs`), the last payload sent per job:
-        # a refresh equal to it is not news.
-        self._sent_by_job: dict[str, str] = {}
+        # On a stream of several jobs (`exportJobs`), the last payload sent per job and
+        # its cursor: a refresh equal to it is not news.
+        self._sent_by_job: dict[str, tuple[str, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -157,18 +157,32 @@ class _Group:
             context.change_written_at = None
             return
         if not self.operation.replays_latest and job_id is not None:
-            if refresh and self._sent_by_job.get(job_id) == payload:
+            if refresh and self._unchanged(job_id, payload, cursor):
                 return  # its position or estimate moved, but not in what is selected
             if final:
                 self._sent_by_job.pop(job_id, None)  # a final state is never refreshed
             else:
-                self._sent_by_job[job_id] = payload
+                self._sent_by_job[job_id] = (payload, cursor)
         self._latest, self._latest_cursor = payload, cursor
         for subscriber in list(self.members):
             subscriber.deliver(payload, cursor)
         written_at, self._context.change_written_at = self._context.change_written_at, None
         if written_at is not None:
             metrics.PUSH_LATENCY_SECONDS.observe((utcnow() - written_at).total_seconds())
+
+    def _unchanged(self, job_id: str, payload: str, cursor: str | None) -> bool:
+        """Whether a refresh shows the job as last sent. Its `changeCursor`, if selected,
+        is the stream's, which other jobs' changes may have moved since: that alone is
+        not news (a client resuming from its older cursor misses nothing)."""
+        sent = self._sent_by_job.get(job_id)
+        if sent is None:
+            return False
+        before, before_cursor = sent
+        if before == payload:
+            return True
+        if cursor is None or before_cursor is None:
+            return False
+        return before.replace(json.dumps(before_cursor), json.dumps(cursor)) == payload
 
     def _reject(self, errors: list[GraphQLError]) -> None:
         self.hub._ended(self)

@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 
 from tests.servers.runpod_fake import RunningRunPodServer
-from tests.support.app_server import StartApi
-from tests.support.assets import seed_assets
+from tests.support.app_server import RunningApp, StartApi
+from tests.support.assets import SeededAssets, seed_assets
 from tests.support.exports import runpod_id_of, start_overlay, wait_for_status
 from tests.support.graphql import GraphQLHTTP, GraphQLWebSocket
 from tests.support.queries import CANCEL
+from tests.support.resume import RESUME_JOBS, cursor_of, next_changes, queued_jobs
 from tests.support.tokens import JWT_SECRET, token_for
 from tests.support.waiting import eventually
 
@@ -105,6 +106,31 @@ async def test_a_subscriber_hears_its_position_move_and_nothing_in_between(
             assert started["exportJob"] == {"status": "PROCESSING", "queuePosition": None}
         finally:
             await socket.close()
+
+
+async def test_a_stream_with_cursors_hears_no_position_move_it_does_not_select(
+    api: RunningApp, client: GraphQLHTTP, assets: SeededAssets, runpod: RunningRunPodServer
+) -> None:
+    (ahead, run_ahead), (mine, run_mine) = await queued_jobs(
+        client, runpod.control, assets.project_id, 2
+    )
+    await eventually(lambda: _position_is(client, mine, 2))
+    sockets = [await GraphQLWebSocket.connect(api.ws_url) for _ in range(2)]
+    # Resumed after `ahead`'s last change: `mine` as it stands, once.
+    stream = sockets[0].subscribe(RESUME_JOBS, {"since": await cursor_of(client, ahead)})
+    assert (await next_changes(stream, 1))[0] == [(mine, "QUEUED", 0)]
+    places = sockets[1].subscribe(WATCH_PLACE, {"id": mine})
+    assert (await anext(places))["exportJob"] == {"status": "QUEUED", "queuePosition": 2}
+
+    runpod.control.progress(run_ahead, 10)
+    assert (await next_changes(stream, 1))[0] == [(ahead, "PROCESSING", 10)]
+    # `mine` moved up: the stream's cursor moved too, but nothing it selects.
+    moved = await asyncio.wait_for(anext(places), 15)
+    assert moved["exportJob"] == {"status": "QUEUED", "queuePosition": 1}
+    runpod.control.progress(run_mine, 20)
+    assert (await next_changes(stream, 1))[0] == [(mine, "PROCESSING", 20)]
+    for socket in sockets:
+        await socket.close()
 
 
 async def _position_is(client: GraphQLHTTP, job_id: str, position: int) -> bool:
