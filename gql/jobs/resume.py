@@ -65,6 +65,8 @@ async def user_changes(
                 if update.refresh:
                     yield Emitted(update.job, position, refresh=True, live=False)
                     continue
+                if update.job.change_seq <= position:
+                    continue  # read and sent already, with the change that woke us before
             async for job in _changed_after(repo, watch, position):
                 position = job.change_seq
                 if job_filter.matches(job):
