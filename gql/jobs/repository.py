@@ -285,8 +285,11 @@ class JobRepository:
 
         The stored job is `job` at the next version: what was written is known,
         so nothing is read back."""
-        stored = job.evolve(version=expected_version + 1)
-        events = [] if previous is None else self._events_of(previous, stored)
+        events = (
+            []
+            if previous is None or self._events is None
+            else self._events.statements(previous, job.evolve(version=expected_version + 1))
+        )
         values = {**_changeable_values(job, expected_version), "announce": int(announce)}
         # Only a change that takes a number waits for the others that do.
         numbered = self._db.serialized(CHANGE_SEQ_LOCK) if announce else contextlib.nullcontext()
