@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
 
+_ADVISORY_LOCK = "SELECT 1 FROM pg_advisory_xact_lock(hashtextextended(:key, 0))"
+
 _NAME_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -125,9 +127,8 @@ class Database:
             return
         async with self._database.transaction():
             for key in keys:
-                await self._database.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", {"key": key}
-                )
+                # Through the driver, like every statement: `databases` would compile it.
+                await self.fetch_all_sql(_ADVISORY_LOCK, {"key": key})
             yield
 
     async def fetch_one(self, name: str, /, **values: Any) -> Row | None:
