@@ -210,14 +210,27 @@ async def test_queued_jobs_are_left_alone_while_no_worker_is_free(
         try:
             updates = socket.subscribe(WATCH_JOB, {"id": job_ids[2]})
             await anext(updates)
-            await asyncio.sleep(0.2)  # a poll in flight when the gate closed has landed
-            before = await polls_of(runpod, queued)
+            # Polls in flight when the gate closed (the first subscriber's included)
+            # have landed once the count holds still.
+            before = await settled_polls(runpod, queued)
             await asyncio.sleep(1.0)  # twenty intervals, and no worker to start it
             assert await polls_of(runpod, queued) == before
             runpod.control.complete(running_a)  # a worker frees: the queue moves on
             await eventually(lambda: _more_polls(runpod, queued, than=before), timeout=10)
         finally:
             await socket.close()
+
+
+async def settled_polls(runpod: RunningRunPodServer, runpod_id: str) -> int:
+    """The job's poll count once two readings 0.3 s apart agree."""
+    previous = -1
+    for _ in range(100):
+        count = await polls_of(runpod, runpod_id)
+        if count == previous:
+            return count
+        previous = count
+        await asyncio.sleep(0.3)
+    raise AssertionError("the job's polls never stopped")
 
 
 async def _more_polls(runpod: RunningRunPodServer, runpod_id: str, *, than: int) -> bool:
