@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql.http.request_size import declared_length
+
 
 @dataclass
 class _RequestBody:
@@ -33,8 +35,7 @@ class _RequestBody:
     @classmethod
     def of(cls, scope: Scope) -> _RequestBody:
         headers = dict(scope["headers"])
-        length = headers.get(b"content-length")
-        declared = int(length) if length is not None and length.isdigit() else None
+        declared = declared_length(headers)
         chunked = b"transfer-encoding" in headers
         return cls(declared=declared, pending=chunked or bool(declared))
 

@@ -12,9 +12,16 @@ Websocket messages have their own bound (uvicorn's `ws_max_size`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def declared_length(headers: Mapping[bytes, bytes]) -> int | None:
+    """The request's Content-Length, when it gives a plain number."""
+    length = headers.get(b"content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 class RequestTooLarge(Exception):
@@ -40,8 +47,8 @@ class RequestSizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        declared = declared_length(dict(scope["headers"]))
+        if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
         received = 0
