@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gql.jobs.models import ExportJob
@@ -72,9 +72,6 @@ class JobWatch:
         if queued is not None and queued.version <= job.version:
             del self._pending[job.id]
 
-    async def next(self) -> ExportJob:
-        return (await self.next_update()).job
-
     async def next_update(self) -> Update:
         while not self._pending:
             self._ready.clear()
@@ -85,10 +82,6 @@ class JobWatch:
         self._refreshes.discard(job_id)
         self.mark_seen(job)
         return Update(job, refresh)
-
-    async def __aiter__(self) -> AsyncIterator[Update]:
-        while True:
-            yield await self.next_update()
 
     def close(self) -> None:
         if not self._closed:

@@ -99,10 +99,6 @@ class WaitingRoom:
         self._lower_bound = False
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def model(self) -> RunTimeModel:
-        return self._model
-
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_refreshing(), name="waiting-room")
 
