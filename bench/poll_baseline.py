@@ -5,7 +5,7 @@
 `GET /status/{runpod_id}` forwards to RunPod's `GET /status/{id}` through one
 shared httpx client and returns its answer, so every watcher polling it costs
 RunPod one call per poll. At most 50 RunPod calls are in flight, like the
-API's tracker (RUNPOD_MAX_CONCURRENCY).
+API's RunPod connection pool (RUNPOD_MAX_CONCURRENCY).
 """
 
 from __future__ import annotations

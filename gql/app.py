@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url)
         await database.connect()
-        http = make_http_client()
+        http = make_http_client(max_connections=settings.runpod_max_concurrency)
         local_worker = EmbeddedWorker(settings) if settings.embeds_local_worker else None
         if local_worker is not None:
             await local_worker.start()
@@ -306,7 +306,6 @@ class _JobFollowing:
                 transitions,
                 poll_interval_s=settings.poll_interval_s,
                 webhook_base_url=settings.webhook_base_url,
-                max_concurrency=settings.runpod_max_concurrency,
                 circuit=runpod.circuit,
                 policy=ExecutionPolicy(
                     base_s=settings.runpod_execution_timeout_base_s,

@@ -1,16 +1,18 @@
 """The steps a follower takes on RunPod: submit a job, poll it, cancel it.
 
-Each step's requests pass the endpoint's circuit breaker and a cap on this
-process's requests in flight, then wait their turn in RunPod's budget (the
-client's gate, `gql.tracking.budget`), and the step writes what it learnt
-through `JobTransitions`. A step raises `RunPodUnavailable` or `RunPodRejected`
+Each step's requests pass the endpoint's circuit breaker, then wait their turn
+in RunPod's budget (the client's gate, `gql.tracking.budget`), and the step
+writes what it learnt through `JobTransitions`. The cap on this process's
+requests in flight is the client's connection pool, entered only once the
+budget grants a request: a cap taken before the budget would be first come,
+first served, and a poll someone waits on would queue behind a burst of starts
+waiting for `/run`'s budget. A step raises `RunPodUnavailable` or `RunPodRejected`
 when it could not finish; the follower backs off and takes it again, or at
 once after `RunPodThrottled` (the budget paces that retry).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -49,7 +51,6 @@ class RunPodSteps:
         *,
         poll_interval_s: float,
         webhook_base_url: str | None,
-        max_concurrency: int,
         circuit: EndpointCircuit,
         policy: ExecutionPolicy,
     ) -> None:
@@ -58,7 +59,6 @@ class RunPodSteps:
         self._policy = policy
         self._interval = poll_interval_s
         self._webhook_base_url = webhook_base_url
-        self._requests = asyncio.Semaphore(max_concurrency)
         self._circuit = circuit
 
     async def submit(self, job: ExportJob) -> tuple[ExportJob, float]:
@@ -152,7 +152,7 @@ class RunPodSteps:
         return change_from_runpod(observed, execution_timeout_s=job.execution_timeout_s)
 
     async def request(self, call: Callable[[], Awaitable[RunPodJob]]) -> RunPodJob:
-        async with self._circuit.admitted(), self._requests:
+        async with self._circuit.admitted():
             return await call()
 
     def _webhook_url(self, job: ExportJob) -> str | None:

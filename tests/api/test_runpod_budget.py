@@ -124,6 +124,45 @@ async def test_starts_beyond_the_run_budget_stay_pending_and_go_out_in_order(
             await wait_for_status(client, job_id, "QUEUED")
 
 
+async def test_a_watched_poll_does_not_queue_behind_starts_waiting_for_the_run_budget(
+    start_api: StartApi, runpod: RunningRunPodServer
+) -> None:
+    # One /run a minute and one request in flight: the starts after the first wait
+    # for /run's budget for the whole test. The watched job's polls pass them.
+    api = start_api(
+        poll_interval_s=0.05,
+        runpod_run_rate=1,
+        runpod_rate_window_s=60,
+        runpod_max_concurrency=1,
+    )
+    assets = await seed_assets(api.settings, "local")
+    async with GraphQLHTTP(api.graphql_url) as client:
+        watched = await start_overlay(client, assets.project_id)
+        runpod_id = await runpod_id_of(runpod, watched)
+        await wait_for_status(client, watched, "QUEUED")
+        socket = await GraphQLWebSocket.connect(api.ws_url)
+        try:
+            updates = socket.subscribe(WATCH_JOB, {"id": watched})
+            assert (await anext(updates))["exportJob"]["status"] == "QUEUED"
+            for _ in range(3):
+                await start_overlay(client, assets.project_id)
+
+            async def starts_waiting() -> bool:
+                return (await healthz(api))["runpod_budget"]["run"]["waiting"] == 3
+
+            await eventually(starts_waiting)
+            runpod.control.progress(runpod_id, 40, "rendering")
+            update = await asyncio.wait_for(anext(updates), 10)
+            assert (update["exportJob"]["status"], update["exportJob"]["progress"]) == (
+                "PROCESSING",
+                40,
+            )
+        finally:
+            await socket.close()
+    runs = await asyncio.to_thread(runpod.control.runs)
+    assert [run.input["job_id"] for run in runs] == [watched]  # the others still wait
+
+
 async def test_cancels_beyond_the_cancel_budget_are_queued_and_none_is_lost(
     start_api: StartApi, runpod: RunningRunPodServer
 ) -> None:
