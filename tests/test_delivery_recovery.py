@@ -45,6 +45,7 @@ async def test_a_delivery_that_breaks_off_is_sent_again(database: Database) -> N
             retry=RetryPolicy(base_s=60, max_s=60, max_attempts=3),
             poll_interval_s=0.05,
             concurrency=2,
+            retention_s=86_400,
             download_url=sign_once_broken,
         )
         await loop.start()

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # How often each process reads the outbox for events written by others or due again.
     webhook_poll_interval_s: float = Field(default=1.0, gt=0)
     webhook_max_concurrency: int = Field(default=32, ge=1)
+    # Delivered and abandoned events are kept this long after they ended (for
+    # `export-gql webhooks list` and replays), then deleted.
+    webhook_retention_s: float = Field(default=7 * 86400.0, gt=0)
 
     @field_validator("runpod_endpoint_url", "public_url")
     @classmethod

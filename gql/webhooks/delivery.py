@@ -5,6 +5,10 @@ but its own deliveries).
 A process's claims last while it is registered (as its job leases do): the
 events a killed process was sending are claimed by another once it is gone, and
 sent again under the same `webhook-id`.
+
+Each loop also deletes the events that ended more than the retention ago, ten
+times per retention period and at most once an hour: nothing is kept much past
+it, and any process may do it (the deletes of two do not collide).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from gql.webhooks.sender import Attempt, WebhookSender
 logger = logging.getLogger(__name__)
 
 GONE_REASON = "the receiver answered 410 Gone"
+# Ended events are pruned at least this often.
+PRUNE_MAX_PERIOD_S = 3600.0
 
 
 class DeliveryLoop:
@@ -37,6 +43,7 @@ class DeliveryLoop:
         retry: RetryPolicy,
         poll_interval_s: float,
         concurrency: int,
+        retention_s: float,
         download_url: Callable[[str], str | None],
     ) -> None:
         """`poll_interval_s`: how often the outbox is read for events written by
@@ -54,6 +61,9 @@ class DeliveryLoop:
         self._gone_checked_at = -math.inf
         # Claims of deliveries that broke off, to give back (`_release_stranded`).
         self._stranded: set[int] = set()
+        self._retention_s = retention_s
+        self._prune_period_s = min(PRUNE_MAX_PERIOD_S, retention_s / 10)
+        self._next_prune = -math.inf
 
     def wake(self) -> None:
         """Look at the outbox now (an event was written, or a delivery ended)."""
@@ -78,6 +88,7 @@ class DeliveryLoop:
         while True:
             self._wakeup.clear()
             try:
+                await self._prune_if_due()
                 wait_s = await self._turn()
             except Exception:
                 logger.exception("webhook delivery pass failed", extra={"action": "webhook"})
@@ -118,6 +129,19 @@ class DeliveryLoop:
             # Nothing due, or what is due waits behind a delivery whose end wakes us.
             return self._poll_s
         return min(self._poll_s, due_in)
+
+    async def _prune_if_due(self) -> None:
+        """Delete the ended events past their retention, when due."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + self._prune_period_s
+        pruned = await self._outbox.prune(self._retention_s)
+        if pruned:
+            logger.info(
+                "ended webhook events pruned",
+                extra={"action": "webhook_prune", "count": pruned},
+            )
 
     async def _receiver_gone(self) -> str | None:
         """Why the receiver is disabled (a 410), read at most once per poll interval:

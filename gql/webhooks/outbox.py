@@ -10,6 +10,9 @@ from gql.db.database import Database, Row
 
 State = Literal["pending", "delivered", "abandoned"]
 
+# Ended events deleted per statement when pruning.
+PRUNE_BATCH = 1000
+
 
 @dataclass(frozen=True, kw_only=True)
 class OutboxEvent:
@@ -120,6 +123,18 @@ class Outbox:
 
     async def enable(self, url: str) -> None:
         await self._db.execute("enable_webhook_endpoint", url=url)
+
+    async def prune(self, retention_s: float, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete the events that ended more than `retention_s` ago, `batch` per
+        statement so no transaction grows with the backlog; how many went."""
+        pruned = 0
+        while True:
+            rows = await self._db.fetch_all(
+                "prune_webhook_events", retention=retention_s, limit=batch
+            )
+            pruned += len(rows)
+            if len(rows) < batch:
+                return pruned
 
     async def listing(self, state: State | Literal["all"], limit: int) -> list[OutboxEvent]:
         rows = await self._db.fetch_all("list_webhook_events", state=state, limit=limit)

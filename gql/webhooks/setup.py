@@ -55,5 +55,6 @@ def delivery_loop(
         retry=retry_policy(settings),
         poll_interval_s=settings.webhook_poll_interval_s,
         concurrency=settings.webhook_max_concurrency,
+        retention_s=settings.webhook_retention_s,
         download_url=download_url,
     )

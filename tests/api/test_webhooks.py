@@ -348,6 +348,44 @@ async def test_events_wait_out_a_receiver_outage(
     assert [request.type for request in requests] == LIFECYCLE
 
 
+async def test_ended_events_are_deleted_after_their_retention_and_owed_ones_never(
+    start_backend: Any, runpod: RunningRunPodServer, receiver: WebhookReceiver
+) -> None:
+    # One event owed for minutes (its receiver was down), then an export whose
+    # events are delivered; with a retention of 1 s those go, the owed one stays.
+    receiver.stop()
+    backend = await start_backend(
+        webhook_retention_s=1,
+        webhook_retry_base_s=600,
+        webhook_retry_max_s=600,
+        webhook_events=["export.created", "export.completed"],
+    )
+    owed = await backend.start()
+    database_url = backend.api.settings.database_url
+
+    async def owed_attempted() -> bool:
+        events = await outbox_events(database_url, "pending")
+        return len(events) == 1 and events[0].attempts == 1
+
+    await eventually(owed_attempted)
+    receiver.start()
+    job_id = await backend.start()
+    await run_to_completion(backend, runpod, job_id)
+    requests = await delivered(receiver, 2)
+    assert {request.event["data"]["id"] for request in requests} == {job_id}
+
+    async def all_pruned() -> bool:
+        return await outbox_events(database_url, "delivered") == []
+
+    await eventually(all_pruned, timeout=30)
+    [still_owed] = await outbox_events(database_url, "all")
+    assert (still_owed.job_id, still_owed.state, still_owed.type) == (
+        owed,
+        "pending",
+        "export.created",
+    )
+
+
 async def _attempted_at_least(database_url: str, attempts: int) -> bool:
     events = await outbox_events(database_url, "pending")
     return len(events) == 4 and max(event.attempts for event in events) >= attempts

@@ -326,6 +326,18 @@ ON CONFLICT (url) DO NOTHING;
 -- name: enable_webhook_endpoint
 DELETE FROM webhook_endpoints WHERE url = :url;
 
+-- Events that ended (delivered or abandoned) more than :retention seconds ago, a
+-- batch at a time; events still owed are never touched.
+-- name: prune_webhook_events
+DELETE FROM webhook_outbox
+WHERE seq IN (
+    SELECT seq FROM webhook_outbox
+    WHERE state <> 'pending' AND finished_at < {now} - :retention
+    ORDER BY finished_at
+    LIMIT :limit
+)
+RETURNING seq;
+
 -- name: list_webhook_events
 SELECT * FROM webhook_outbox
 WHERE :state = 'all' OR state = :state
