@@ -21,6 +21,8 @@ ones (unwatched) are cancelled at once.
   after the stand-in gave it a worker, p50 / max;
 - every export ends and every cancel reaches RunPod.
 
+With BENCH_RUNPOD_LATENCY_S every answer of the stand-in comes that late, as
+RunPod's do across the Internet (the state changes when the request arrives).
 With BENCH_POSTGRES_URL the same runs on two API processes sharing PostgreSQL
 (the budget is the cluster's); with BENCH_BASELINE_ROOT (a checkout of an earlier
 commit, with its own .venv) the same runs against that commit's API too, in the
@@ -55,6 +57,8 @@ INTERVAL_S = 1.0
 WATCHED = 30
 CANCELS = 60
 LIMITS = {"run": 1000, "status": 2000, "cancel": 100}
+# BENCH_RUNPOD_LATENCY_S: how late every RunPod answer comes (0: on loopback at once).
+LATENCY_S = float(os.environ.get("BENCH_RUNPOD_LATENCY_S", "0"))
 # The figures the issue measured before this budget, with the same scenario.
 EARLIER = {"throttled_status": 3765, "status_requests": 14000, "start_seen_s": (1.3, 2.2)}
 START = """
@@ -115,6 +119,9 @@ def _scenario(
         fake = Fake(running)
         fake.control.set_limits("runpod")
         fake.run_by_itself(workers=WORKERS, steps=STEPS, step_s=STEP_S)
+        if LATENCY_S:
+            # Every answer comes this late, as across the Internet from RunPod.
+            fake.control.inject("late", count=10**9, delay=LATENCY_S)
         apis = start_apis(
             running,
             fake,
