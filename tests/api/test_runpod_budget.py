@@ -9,6 +9,7 @@ nothing waits on this machine's speed beyond `eventually`'s generous timeouts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -27,6 +28,12 @@ from tests.support.waiting import eventually
 async def healthz(api: RunningApp) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
         return dict((await http.get(f"{api.url}/healthz")).json())
+
+
+async def next_state(updates: AsyncIterator[dict[str, Any]]) -> tuple[str, int]:
+    """The status and progress of a subscription's next update."""
+    job = (await asyncio.wait_for(anext(updates), 10))["exportJob"]
+    return job["status"], job["progress"]
 
 
 async def polls_of(runpod: RunningRunPodServer, runpod_id: str) -> int:
@@ -55,11 +62,7 @@ async def test_a_first_subscriber_has_an_unwatched_job_polled_at_once(
             updates = socket.subscribe(WATCH_JOB, {"id": job_id})
             first = await anext(updates)
             assert first["exportJob"]["status"] == "QUEUED"
-            update = await asyncio.wait_for(anext(updates), 10)
-            assert (update["exportJob"]["status"], update["exportJob"]["progress"]) == (
-                "PROCESSING",
-                40,
-            )
+            assert await next_state(updates) == ("PROCESSING", 40)
         finally:
             await socket.close()
 
@@ -152,11 +155,7 @@ async def test_a_watched_poll_does_not_queue_behind_starts_waiting_for_the_run_b
 
             await eventually(starts_waiting)
             runpod.control.progress(runpod_id, 40, "rendering")
-            update = await asyncio.wait_for(anext(updates), 10)
-            assert (update["exportJob"]["status"], update["exportJob"]["progress"]) == (
-                "PROCESSING",
-                40,
-            )
+            assert await next_state(updates) == ("PROCESSING", 40)
         finally:
             await socket.close()
     runs = await asyncio.to_thread(runpod.control.runs)
